@@ -1,0 +1,3 @@
+from edgedns.cli import main
+
+main()

@@ -1,0 +1,68 @@
+"""Command line: ``edgedns serve``, ``edgedns check``, ``edgedns --version``.
+
+Commands only turn arguments into a `Config` and hand it on; they hold no logic of their own.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+from dnslib import QTYPE
+
+from edgedns import __version__, names
+from edgedns import config as config_mod
+from edgedns import server
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def _load(path: str, listen: tuple[str, ...] = ()) -> config_mod.Config:
+    try:
+        return config_mod.load(path, listen)
+    except config_mod.ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@click.group()
+@click.version_option(__version__, prog_name="edgedns")
+def main() -> None:
+    """Authoritative DNS for private zones, with answers from health-checked pools."""
+
+
+@main.command()
+@click.option("-c", "--config", "config_path", required=True, type=click.Path(dir_okay=False),
+              help="The YAML config file.")
+@click.option("-l", "--listen", multiple=True, metavar="ADDR:PORT",
+              help="Serve on this address instead of the config's 'listen' (repeatable).")
+@click.option("--log-level", type=click.Choice(LOG_LEVELS), default="info", show_default=True)
+def serve(config_path: str, listen: tuple[str, ...], log_level: str) -> None:
+    """Serve the zones in CONFIG over UDP and TCP until SIGINT or SIGTERM."""
+    logging.basicConfig(
+        stream=sys.stderr, level=log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    cfg = _load(config_path, listen)
+    try:
+        server.run(cfg)
+    except OSError as exc:
+        raise click.ClickException(f"cannot serve: {exc}") from None
+
+
+@main.command()
+@click.option("-c", "--config", "config_path", required=True, type=click.Path(dir_okay=False),
+              help="The YAML config file.")
+def check(config_path: str) -> None:
+    """Validate CONFIG and summarise it; exit non-zero with the error when it is bad."""
+    cfg = _load(config_path)
+    click.echo(f"{cfg.source}: OK")
+    click.echo(f"listen: {', '.join(str(e) for e in cfg.listen)}")
+    for zone in cfg.zones:
+        counts: dict[int, int] = {}
+        for node in zone.nodes.values():
+            for rtype, rrset in node.items():
+                counts[rtype] = counts.get(rtype, 0) + len(rrset.rdatas)
+        summary = " ".join(f"{QTYPE.get(t)}={n}" for t, n in sorted(counts.items()))
+        click.echo(f"zone {names.to_text(zone.origin)}: {len(zone.nodes)} names, "
+                   f"{sum(counts.values())} records ({summary})")

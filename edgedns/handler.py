@@ -1,0 +1,51 @@
+"""The query pipeline: bytes in → parse → compiled answer → bytes out.
+
+Transport-agnostic and synchronous: listeners call `QueryHandler.respond` for each message and
+send whatever it returns. Every reply is built from bytes prepared before the query arrived.
+"""
+
+from __future__ import annotations
+
+from dnslib import CLASS, QTYPE
+
+from edgedns import wire
+from edgedns.answers import AnswerTable
+
+_IN = CLASS.IN
+# Zone transfers are not offered; OPT, TSIG and TKEY only ever ride along (RFC 6895 §3.1).
+_REFUSED_TYPES = frozenset((QTYPE.AXFR, QTYPE.IXFR))
+_NOT_QUESTIONS = frozenset((QTYPE.OPT, QTYPE.TSIG, QTYPE.TKEY))
+
+
+class QueryHandler:
+    def __init__(self, answers: AnswerTable) -> None:
+        self.answers = answers
+
+    def respond(self, data: bytes, tcp: bool) -> bytes | None:
+        """The reply to one DNS message, or None when it deserves none."""
+        try:
+            query = wire.parse_query(data)
+        except wire.Drop:
+            return None
+        except wire.Reject as reject:
+            return wire.error_reply(reject)
+        qtype = query.qtype
+        if query.qclass != _IN or qtype in _REFUSED_TYPES:
+            return self._error(query, wire.REFUSED)
+        if qtype in _NOT_QUESTIONS:
+            return self._error(query, wire.FORMERR)
+        entry = self.answers.lookup(query.qname, qtype)
+        if entry is None:
+            return self._error(query, wire.REFUSED)
+        full, reduced, stub = entry[query.edns]
+        limit = wire.limit(query, tcp)
+        if len(full) <= limit:
+            return wire.patch(full, query)
+        if len(reduced) <= limit:
+            return wire.patch(reduced, query)
+        return wire.patch(stub, query)
+
+    @staticmethod
+    def _error(query: wire.Query, rcode: int) -> bytes:
+        reject = wire.Reject(rcode, query.data, query.name_end + 4, query.edns)
+        return wire.error_reply(reject)

@@ -1,0 +1,168 @@
+"""UDP and TCP listeners: turn datagrams and RFC 7766 streams into `respond` calls.
+
+Both only move bytes; what to answer is the `Responder`'s business. The UDP side reads the
+socket directly from the event loop's reader callback, draining a bounded batch per wake-up,
+which costs far less per datagram than a DatagramProtocol.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections.abc import Callable
+
+log = logging.getLogger(__name__)
+
+Responder = Callable[[bytes, bool], "bytes | None"]
+"""(message, over_tcp) → reply or None; see `edgedns.handler.QueryHandler.respond`."""
+
+UDP_BATCH = 64
+"""Datagrams handled per wake-up before yielding to other work (probes, TCP, admin)."""
+UDP_RECV = 4096
+"""Larger queries are not DNS queries we can answer; they arrive cut and fail to parse."""
+UDP_SOCKET_BUFFER = 4 << 20
+
+
+class UdpListener:
+    def __init__(self, sock: socket.socket, respond: Responder) -> None:
+        self.sock = sock
+        self.respond = respond
+        self.dropped_replies = 0
+
+    @classmethod
+    def bind(cls, host: str, port: int, respond: Responder) -> UdpListener:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            for opt in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+                sock.setsockopt(socket.SOL_SOCKET, opt, UDP_SOCKET_BUFFER)
+            sock.bind((host, port))
+            sock.setblocking(False)
+        except OSError:
+            sock.close()
+            raise
+        return cls(sock, respond)
+
+    @property
+    def port(self) -> int:
+        return self.sock.getsockname()[1]
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        loop.add_reader(self.sock.fileno(), self._readable)
+
+    def close(self, loop: asyncio.AbstractEventLoop) -> None:
+        loop.remove_reader(self.sock.fileno())
+        self.sock.close()
+
+    def _readable(self) -> None:
+        recvfrom = self.sock.recvfrom
+        sendto = self.sock.sendto
+        respond = self.respond
+        for _ in range(UDP_BATCH):
+            try:
+                data, addr = recvfrom(UDP_RECV)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:  # e.g. ICMP port unreachable reported for an earlier send
+                continue
+            try:
+                reply = respond(data, False)
+            except Exception:  # a bug must cost one query, never the listener
+                log.exception("query handling failed")
+                continue
+            if reply is not None:
+                try:
+                    sendto(reply, addr)
+                except OSError:
+                    self.dropped_replies += 1
+
+
+class TcpConnections:
+    """Shared by every TCP listener: the open-connection cap and idle timeout (RFC 7766 §6)."""
+
+    def __init__(self, respond: Responder, idle_timeout: float, max_connections: int) -> None:
+        self.respond = respond
+        self.idle_timeout = idle_timeout
+        self.max_connections = max_connections
+        self.open: set[DnsStreamProtocol] = set()
+
+    def protocol(self) -> DnsStreamProtocol:
+        return DnsStreamProtocol(self)
+
+    def close_all(self) -> None:
+        for proto in list(self.open):
+            proto.close()
+
+
+class DnsStreamProtocol(asyncio.Protocol):
+    """One TCP connection: 2-byte length framing, pipelined queries answered in order."""
+
+    def __init__(self, owner: TcpConnections) -> None:
+        self.owner = owner
+        self.transport: asyncio.Transport | None = None
+        self.buffer = bytearray()
+        self.idle: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]  # uvloop's is duck-typed
+        if len(self.owner.open) >= self.owner.max_connections:
+            transport.abort()
+            return
+        self.owner.open.add(self)
+        # Replies to a client that does not read would pile up: stop reading first.
+        transport.set_write_buffer_limits(high=256 * 1024)
+        self._arm_idle()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.owner.open.discard(self)
+        if self.idle is not None:
+            self.idle.cancel()
+
+    def pause_writing(self) -> None:
+        if self.transport is not None:
+            self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.resume_reading()
+
+    def data_received(self, data: bytes) -> None:
+        buffer = self.buffer
+        buffer += data
+        replies = []
+        while len(buffer) >= 2:
+            size = buffer[0] << 8 | buffer[1]
+            if len(buffer) < 2 + size:
+                break
+            message = bytes(buffer[2 : 2 + size])
+            del buffer[: 2 + size]
+            try:
+                reply = self.owner.respond(message, True)
+            except Exception:
+                log.exception("query handling failed")
+                reply = None
+            if reply is not None:
+                replies.append(len(reply).to_bytes(2, "big") + reply)
+        if replies and self.transport is not None:
+            self.transport.write(b"".join(replies))
+            self._arm_idle()
+
+    def eof_received(self) -> bool:
+        return False  # close once replies are flushed
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    def _arm_idle(self) -> None:
+        if self.idle is not None:
+            self.idle.cancel()
+        loop = asyncio.get_running_loop()
+        self.idle = loop.call_later(self.owner.idle_timeout, self._idle_expired)
+
+    def _idle_expired(self) -> None:
+        if self.transport is not None:
+            self.transport.close()

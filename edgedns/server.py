@@ -1,0 +1,119 @@
+"""Server lifecycle: build the answer table from a `Config`, bind listeners, run, shut down.
+
+One asyncio event loop carries everything. `Server.start` binds every listen address on UDP
+and TCP (the same port for both, also when the config asks for port 0), `Server.run` serves
+until SIGINT/SIGTERM, and `Server.stop` closes listeners and open connections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import socket
+
+from edgedns.answers import AnswerTable
+from edgedns.catalog import Catalog
+from edgedns.config import Config, Endpoint
+from edgedns.handler import QueryHandler
+from edgedns.listeners import TcpConnections, UdpListener
+
+log = logging.getLogger(__name__)
+
+_BIND_ATTEMPTS = 20
+"""Tries at finding a port free on both UDP and TCP when the config asks for port 0."""
+
+
+def build_handler(config: Config) -> QueryHandler:
+    catalog = Catalog({zone.origin: zone for zone in config.zones})
+    return QueryHandler(AnswerTable(catalog))
+
+
+class Server:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.handler = build_handler(config)
+        self.bound: list[Endpoint] = []
+        """The addresses actually served, with real port numbers."""
+        self._udp: list[UdpListener] = []
+        self._tcp: list[asyncio.AbstractServer] = []
+        self._connections = TcpConnections(
+            self._respond, config.tcp.idle_timeout, config.tcp.max_connections
+        )
+        self._stopping = asyncio.Event()
+
+    def _respond(self, data: bytes, tcp: bool) -> bytes | None:
+        return self.handler.respond(data, tcp)
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            for endpoint in self.config.listen:
+                await self._bind(loop, endpoint)
+        except OSError:
+            await self.stop()
+            raise
+        for udp in self._udp:
+            udp.start(loop)
+        log.info("serving %d zones on %s", len(self.config.zones),
+                 ", ".join(str(e) for e in self.bound))
+
+    async def _bind(self, loop: asyncio.AbstractEventLoop, endpoint: Endpoint) -> None:
+        family = socket.AF_INET6 if ":" in endpoint.host else socket.AF_INET
+        for _ in range(_BIND_ATTEMPTS):
+            server = await loop.create_server(
+                self._connections.protocol, endpoint.host, endpoint.port,
+                family=family, reuse_address=True, backlog=128,
+            )
+            port = server.sockets[0].getsockname()[1]
+            try:
+                udp = UdpListener.bind(endpoint.host, port, self._respond)
+            except OSError as exc:
+                server.close()
+                if endpoint.port == 0:
+                    continue  # the kernel's TCP pick is taken on UDP; pick again
+                raise OSError(exc.errno, f"cannot bind UDP {endpoint}: {exc.strerror}") from None
+            self._tcp.append(server)
+            self._udp.append(udp)
+            self.bound.append(Endpoint(endpoint.host, port))
+            return
+        raise OSError(f"no port free on both UDP and TCP for {endpoint.host}")
+
+    async def stop(self) -> None:
+        loop = asyncio.get_running_loop()
+        for udp in self._udp:
+            udp.close(loop)
+        for server in self._tcp:
+            server.close()
+        self._connections.close_all()
+        for server in self._tcp:
+            await server.wait_closed()
+        self._udp.clear()
+        self._tcp.clear()
+
+    def request_stop(self) -> None:
+        self._stopping.set()
+
+    async def run(self) -> None:
+        """Serve until SIGINT or SIGTERM (or `request_stop`), then shut down cleanly."""
+        loop = asyncio.get_running_loop()
+        await self.start()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self.request_stop)
+        try:
+            await self._stopping.wait()
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+            log.info("shutting down")
+            await self.stop()
+
+
+def run(config: Config) -> None:
+    """Run a server for `config` on uvloop when installed, else the stdlib loop."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(Server(config).run())
+    else:
+        uvloop.run(Server(config).run())

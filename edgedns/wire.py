@@ -1,0 +1,198 @@
+"""Bytes-level DNS on the per-query path: parse a query, build error replies, patch answers.
+
+Nothing here allocates dnslib objects. A query is parsed just far enough to answer it:
+header, the one question, and the OPT record (RFC 6891) wherever it sits in the additional
+section. Every length is checked before it is used, so any input either parses or raises
+`Drop` / `Reject`; nothing loops longer than the packet is long.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+HEADER = 12
+OPT = 41
+MAX_UDP = 1232
+"""Our EDNS UDP payload size (the DNS Flag Day 2020 value) and largest UDP reply."""
+
+NOERROR, FORMERR, SERVFAIL, NXDOMAIN, NOTIMP, REFUSED = 0, 1, 2, 3, 4, 5
+BADVERS = 16
+
+NO_EDNS, EDNS, EDNS_DO = 0, 1, 2
+"""Request traits that change an answer's bytes: OPT absent, present, present with DO."""
+
+_QR = 0x80
+_TC = 0x02
+_RD = 0x01
+_CD = 0x10
+_DO = 0x8000
+
+
+class Drop(Exception):
+    """Input that gets no reply at all: too short for a header, or itself a response."""
+
+
+class Reject(Exception):
+    """A query answered only with an error `rcode` (FORMERR, NOTIMP, BADVERS, ...)."""
+
+    def __init__(self, rcode: int, query: bytes, question_end: int, edns: int) -> None:
+        self.rcode = rcode
+        self.query = query
+        self.question_end = question_end
+        """Offset after the question, or HEADER when the question did not parse."""
+        self.edns = edns
+
+
+@dataclass(slots=True)
+class Query:
+    """The parts of a query that pick and patch the answer."""
+
+    data: bytes
+    name_end: int
+    """Offset just past the question name; the question ends 4 bytes later."""
+    qname: bytes
+    """The question name in wire form, lowercased (the lookup key)."""
+    qtype: int
+    qclass: int
+    edns: int
+    """NO_EDNS, EDNS or EDNS_DO."""
+    udp_size: int
+    """The requestor's advertised UDP payload size (512 without EDNS)."""
+
+
+def parse_query(data: bytes) -> Query:
+    """Parse `data` as a query; raises `Drop` or `Reject` for anything else."""
+    n = len(data)
+    if n < HEADER or data[2] & _QR:
+        raise Drop
+    if (data[2] >> 3) & 0x0F:
+        raise Reject(NOTIMP, data, HEADER, NO_EDNS)
+    if data[4] or data[5] != 1:
+        raise Reject(FORMERR, data, HEADER, NO_EDNS)
+    pos = HEADER
+    while True:
+        if pos >= n:
+            raise Reject(FORMERR, data, HEADER, NO_EDNS)
+        length = data[pos]
+        if length == 0:
+            break
+        if length > 63:  # compression pointers have nothing to point at in a question
+            raise Reject(FORMERR, data, HEADER, NO_EDNS)
+        pos += length + 1
+    name_end = pos + 1
+    if name_end - HEADER > 255 or name_end + 4 > n:
+        raise Reject(FORMERR, data, HEADER, NO_EDNS)
+    qtype = data[name_end] << 8 | data[name_end + 1]
+    qclass = data[name_end + 2] << 8 | data[name_end + 3]
+    edns, udp_size = NO_EDNS, 512
+    if data[6] or data[7] or data[8] or data[9] or data[10] or data[11]:
+        edns, udp_size = _find_opt(data, name_end + 4)
+    return Query(data, name_end, data[HEADER:name_end].lower(), qtype, qclass, edns, udp_size)
+
+
+def _find_opt(data: bytes, pos: int) -> tuple[int, int]:
+    """Walk answer, authority and additional records for the OPT; FORMERR on any flaw."""
+    n = len(data)
+    count = (data[6] << 8 | data[7]) + (data[8] << 8 | data[9]) + (data[10] << 8 | data[11])
+    question_end = pos
+    found: tuple[int, int] | None = None
+    for index in range(count):
+        if pos >= n:
+            raise Reject(FORMERR, data, question_end, NO_EDNS)
+        owner_root = data[pos] == 0
+        pos = _skip_name(data, pos, question_end)
+        if pos + 10 > n:
+            raise Reject(FORMERR, data, question_end, NO_EDNS)
+        rtype, rclass, ttl, rdlen = struct.unpack_from("!HHIH", data, pos)
+        pos += 10
+        end = pos + rdlen
+        if end > n:
+            raise Reject(FORMERR, data, question_end, NO_EDNS)
+        if rtype == OPT:
+            in_additional = index >= count - (data[10] << 8 | data[11])
+            if found is not None or not owner_root or not in_additional:
+                raise Reject(FORMERR, data, question_end, NO_EDNS)
+            _check_options(data, pos, end, question_end)
+            mode = EDNS_DO if ttl & _DO else EDNS
+            if (ttl >> 16) & 0xFF:  # EDNS version above 0 (RFC 6891 §6.1.3)
+                raise Reject(BADVERS, data, question_end, mode)
+            found = (mode, max(rclass, 512))
+        pos = end
+    return found or (NO_EDNS, 512)
+
+
+def _skip_name(data: bytes, pos: int, question_end: int) -> int:
+    n = len(data)
+    for _ in range(128):
+        if pos >= n:
+            break
+        length = data[pos]
+        if length == 0:
+            return pos + 1
+        if length & 0xC0 == 0xC0:
+            return pos + 2
+        if length > 63:
+            break
+        pos += length + 1
+    raise Reject(FORMERR, data, question_end, NO_EDNS)
+
+
+def _check_options(data: bytes, pos: int, end: int, question_end: int) -> None:
+    while pos < end:
+        if pos + 4 > end or pos + 4 + (data[pos + 2] << 8 | data[pos + 3]) > end:
+            raise Reject(FORMERR, data, question_end, NO_EDNS)
+        pos += 4 + (data[pos + 2] << 8 | data[pos + 3])
+
+
+def opt_record(edns: int, ext_rcode: int = 0) -> bytes:
+    """Our OPT record: payload size MAX_UDP, version 0, DO echoed (RFC 3225 §3)."""
+    flags = _DO if edns == EDNS_DO else 0
+    return struct.pack("!BHHBBHH", 0, OPT, MAX_UDP, ext_rcode, 0, flags, 0)
+
+
+def with_opt(message: bytes, edns: int) -> bytes:
+    """`message` (a reply without OPT) with our OPT appended and ARCOUNT raised by one."""
+    if edns == NO_EDNS:
+        return message
+    arcount = (message[10] << 8 | message[11]) + 1
+    return message[:10] + arcount.to_bytes(2, "big") + message[HEADER:] + opt_record(edns)
+
+
+def truncated(message: bytes, question_end: int) -> bytes:
+    """Header and question of `message` only, with TC set: 'retry over TCP' (RFC 7766)."""
+    flags = bytes((message[2] | _TC, message[3]))
+    return message[:2] + flags + b"\x00\x01\x00\x00\x00\x00\x00\x00" + message[
+        HEADER:question_end
+    ]
+
+
+def error_reply(reject: Reject) -> bytes:
+    """The reply to a rejected query: its ID, opcode and RD, our rcode, its question if it
+    parsed, and our OPT when the query carried one (extended rcode bits go there)."""
+    query = reject.query
+    rcode = reject.rcode
+    flags = bytes((_QR | (query[2] & 0x79), (query[3] & _CD) | (rcode & 0x0F)))
+    qdcount = b"\x00\x01" if reject.question_end > HEADER else b"\x00\x00"
+    arcount = b"\x00\x00" if reject.edns == NO_EDNS else b"\x00\x01"
+    head = query[:2] + flags + qdcount + b"\x00\x00\x00\x00" + arcount
+    tail = b"" if reject.edns == NO_EDNS else opt_record(reject.edns, rcode >> 4)
+    return head + query[HEADER : reject.question_end] + tail
+
+
+def patch(answer: bytes, query: Query) -> bytes:
+    """`answer` (compiled for the lowercased question) made the reply to `query`: its ID,
+    its RD and CD bits, and its question bytes, so the name's case comes back as asked."""
+    data = query.data
+    flags = bytes((answer[2] | (data[2] & _RD), answer[3] | (data[3] & _CD)))
+    question_end = query.name_end + 4
+    return data[:2] + flags + answer[4:HEADER] + data[HEADER:question_end] + answer[question_end:]
+
+
+def limit(query: Query, tcp: bool) -> int:
+    """The largest reply `query` may get (RFC 1035 §4.2.1, RFC 6891 §6.2.5)."""
+    if tcp:
+        return 65535
+    if query.edns == NO_EDNS:
+        return 512
+    return min(query.udp_size, MAX_UDP)
