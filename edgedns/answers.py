@@ -75,9 +75,13 @@ class AnswerTable:
 
 def compile_outcome(qname: Name, qtype: int, outcome: Outcome) -> Entry:
     """Pack `outcome` as the reply to (`qname`, `qtype`, IN) in all its forms."""
+    full = _pack(qname, qtype, outcome, outcome.authority, outcome.additional)
+    authority = [] if outcome.optional_authority else outcome.authority
     required = outcome.additional[: outcome.required_glue]
-    full = _pack(qname, qtype, outcome, outcome.additional)
-    reduced = full if required == outcome.additional else _pack(qname, qtype, outcome, required)
+    if authority == outcome.authority and required == outcome.additional:
+        reduced = full
+    else:
+        reduced = _pack(qname, qtype, outcome, authority, required)
     question_end = wire.HEADER + names.wire_length(qname) + 4
     stub = wire.truncated(full, question_end)
     return tuple(
@@ -86,11 +90,13 @@ def compile_outcome(qname: Name, qtype: int, outcome: Outcome) -> Entry:
     )  # type: ignore[return-value]
 
 
-def _pack(qname: Name, qtype: int, outcome: Outcome, additional: list[Section]) -> bytes:
+def _pack(
+    qname: Name, qtype: int, outcome: Outcome, authority: list[Section], additional: list[Section]
+) -> bytes:
     header = DNSHeader(qr=1, aa=int(outcome.authoritative), rd=0, rcode=outcome.rcode)
     reply = DNSRecord(header, q=DNSQuestion(names.to_label(qname), qtype))
     reply.add_answer(*_rrs(outcome.answer))
-    reply.add_auth(*_rrs(outcome.authority))
+    reply.add_auth(*_rrs(authority))
     reply.add_ar(*_rrs(additional))
     return reply.pack()
 

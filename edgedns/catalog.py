@@ -53,5 +53,6 @@ class Catalog:
             outcome.authority = step.authority
             outcome.additional = step.additional
             outcome.required_glue = step.required_glue
+            outcome.optional_authority = step.optional_authority
             outcome.cname_target = step.cname_target
         return outcome

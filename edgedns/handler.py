@@ -12,9 +12,8 @@ from edgedns import wire
 from edgedns.answers import AnswerTable
 
 _IN = CLASS.IN
-# Zone transfers are not offered; OPT, TSIG and TKEY only ever ride along (RFC 6895 §3.1).
+# Zone transfers are not offered.
 _REFUSED_TYPES = frozenset((QTYPE.AXFR, QTYPE.IXFR))
-_NOT_QUESTIONS = frozenset((QTYPE.OPT, QTYPE.TSIG, QTYPE.TKEY))
 
 
 class QueryHandler:
@@ -30,10 +29,10 @@ class QueryHandler:
         except wire.Reject as reject:
             return wire.error_reply(reject)
         qtype = query.qtype
+        if qtype == QTYPE.AXFR and not tcp:  # AXFR is TCP-only (RFC 5936 §4.2)
+            return self._error(query, wire.NOTIMP)
         if query.qclass != _IN or qtype in _REFUSED_TYPES:
             return self._error(query, wire.REFUSED)
-        if qtype in _NOT_QUESTIONS:
-            return self._error(query, wire.FORMERR)
         entry = self.answers.lookup(query.qname, qtype)
         if entry is None:
             return self._error(query, wire.REFUSED)

@@ -97,6 +97,7 @@ def _find_opt(data: bytes, pos: int) -> tuple[int, int]:
     count = (data[6] << 8 | data[7]) + (data[8] << 8 | data[9]) + (data[10] << 8 | data[11])
     question_end = pos
     found: tuple[int, int] | None = None
+    version = 0
     for index in range(count):
         if pos >= n:
             raise Reject(FORMERR, data, question_end, NO_EDNS)
@@ -114,11 +115,13 @@ def _find_opt(data: bytes, pos: int) -> tuple[int, int]:
             if found is not None or not owner_root or not in_additional:
                 raise Reject(FORMERR, data, question_end, NO_EDNS)
             _check_options(data, pos, end, question_end)
-            mode = EDNS_DO if ttl & _DO else EDNS
-            if (ttl >> 16) & 0xFF:  # EDNS version above 0 (RFC 6891 §6.1.3)
-                raise Reject(BADVERS, data, question_end, mode)
-            found = (mode, max(rclass, 512))
+            version = (ttl >> 16) & 0xFF
+            found = (EDNS_DO if ttl & _DO else EDNS, max(rclass, 512))
         pos = end
+    # BADVERS only once the whole message is known well-formed: a second OPT or a broken
+    # record later on is FORMERR (RFC 6891 §6.1.1), whatever the first OPT's version.
+    if found is not None and version:  # EDNS version above 0 (RFC 6891 §6.1.3)
+        raise Reject(BADVERS, data, question_end, found[0])
     return found or (NO_EDNS, 512)
 
 

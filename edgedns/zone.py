@@ -23,8 +23,9 @@ DS = QTYPE.DS
 ADDRESS_TYPES = (QTYPE.A, QTYPE.AAAA)
 # Types whose targets get their addresses added to the additional section (RFC 1035 §3.3).
 _TARGET_FIELD = {QTYPE.NS: "label", QTYPE.MX: "label", QTYPE.SRV: "target"}
-# RFC 8482: a node answers ANY with one RRset; these are preferred, in order.
-_ANY_PREFERENCE = (QTYPE.CNAME, QTYPE.A, QTYPE.AAAA)
+# RFC 8482: a node answers ANY with one RRset; these are preferred, in order (the SOA only
+# exists at the apex), else the lowest type code.
+_ANY_PREFERENCE = (QTYPE.SOA, QTYPE.CNAME, QTYPE.A, QTYPE.AAAA)
 
 
 class ZoneError(ValueError):
@@ -80,6 +81,9 @@ class Outcome:
     """Set when the answer ends in a CNAME whose target the catalog should chase."""
     required_glue: int = 0
     """How many of the first `additional` sections a referral cannot do without (RFC 9471)."""
+    optional_authority: bool = False
+    """The authority section is informational (the zone's NS beside a positive answer) and is
+    left out, without setting TC, when the reply would not fit (RFC 2181 §9)."""
 
 
 @dataclass(frozen=True)
@@ -166,14 +170,31 @@ class Zone:
             return Outcome(answer=[Section(owner, node[rtype])])
         rrset = node.get(qtype)
         if rrset is not None:
-            out = Outcome(answer=[Section(owner, rrset)])
-            out.additional = self._addresses_for_targets(rrset)
-            return out
+            return self._positive(Section(owner, rrset))
         cname = node.get(CNAME)
         if cname is not None:
             target = names.from_label(cname.rdatas[0].label)
             return Outcome(answer=[Section(owner, cname)], cname_target=target)
         return Outcome(authority=[self.negative_soa()])
+
+    def _positive(self, answer: Section) -> Outcome:
+        """An answer with the zone's NS in authority and the addresses of every name the
+        answer and the NS records point at in additional, as classic authoritative servers
+        (NSD, BIND without minimal-responses) give it."""
+        ns = self.nodes[self.origin][NS]
+        out = Outcome(answer=[answer])
+        targets = [answer.rrset]
+        if answer.rrset is not ns:
+            out.authority = [Section(self.origin, ns)]
+            out.optional_authority = True
+            targets.append(ns)
+        shown = {(answer.owner, answer.rrset.rtype)}
+        for rrset in targets:
+            for section in self._addresses_for_targets(rrset):
+                if (section.owner, section.rrset.rtype) not in shown:
+                    shown.add((section.owner, section.rrset.rtype))
+                    out.additional.append(section)
+        return out
 
     def _referral(self, cut: Name) -> Outcome:
         ns = self.nodes[cut][NS]
