@@ -25,7 +25,8 @@ def from_text(text: str, origin: Name | None = None) -> Name:
 
     ``@`` is the origin; a name without a trailing dot is relative to `origin`
     (absolute when `origin` is None). Raises `BadName` for empty labels, labels over
-    63 octets, names over 255 octets on the wire, and non-ASCII text (use punycode).
+    63 octets, names over 255 octets on the wire, non-ASCII text (use punycode) and
+    backslash escapes (not supported).
     """
     if text == "@":
         if origin is None:
@@ -33,6 +34,8 @@ def from_text(text: str, origin: Name | None = None) -> Name:
         return origin
     if not text.isascii():
         raise BadName(f"{text!r} is not ASCII (write internationalised names in punycode)")
+    if "\\" in text:
+        raise BadName(f"{text!r}: escapes in names are not supported")
     absolute = text.endswith(".")
     body = text[:-1] if absolute else text
     if text == ".":

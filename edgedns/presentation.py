@@ -75,11 +75,9 @@ def lines(text: str) -> Iterator[Line]:
         elif c == '"':
             j = i + 1
             while j < n and text[j] != '"':
-                if text[j] == "\\":
-                    j += 1
-                elif text[j] == "\n":
+                if text[j] == "\n":
                     raise PresentationError("unterminated quoted string", lineno)
-                j += 1
+                j += _escape_width(text, j)
             if j >= n:
                 raise PresentationError("unterminated quoted string", lineno)
             tokens.append(Token(text[i + 1 : j], True))
@@ -87,13 +85,22 @@ def lines(text: str) -> Iterator[Line]:
         else:
             j = i
             while j < n and text[j] not in ' \t\r\n;()"':
-                j += 2 if text[j] == "\\" else 1
+                j += _escape_width(text, j)
             tokens.append(Token(text[i:j], False))
             i = j
     if depth:
         raise PresentationError("'(' without a matching ')'", start_lineno)
     if tokens:
         yield Line(start_lineno, indented, tokens)
+
+
+def _escape_width(text: str, i: int) -> int:
+    """Characters taken by ``text[i]``: 2 for a backslash and the character it escapes.
+
+    A backslash never escapes a line break, so line numbers stay right; `unescape` then
+    reports it as a lone backslash.
+    """
+    return 2 if text[i] == "\\" and text[i + 1 : i + 2] not in ("", "\n") else 1
 
 
 def split(text: str) -> list[Token]:

@@ -80,7 +80,7 @@ def _arity(values: list[str], count: int) -> None:
 
 
 def _uint(text: str, bits: int) -> int:
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()):
         raise RdataError(f"{text!r} is not a number")
     value = int(text)
     if value >= 1 << bits:
@@ -89,8 +89,6 @@ def _uint(text: str, bits: int) -> int:
 
 
 def _name(text: str, origin: names.Name):
-    if "\\" in text:
-        raise RdataError(f"{text!r}: escapes in names are not supported")
     return names.to_label(names.from_text(text, origin))
 
 
@@ -143,7 +141,11 @@ def _caa(v: list[str], origin: names.Name) -> RD:
     _arity(v, 3)
     if not re.fullmatch(r"[A-Za-z0-9]+", v[1]):
         raise RdataError(f"tag {v[1]!r} must be letters and digits")
-    return CAA(_uint(v[0], 8), v[1], unescape(v[2]).decode("latin-1"))
+    try:
+        value = unescape(v[2]).decode("utf-8")  # dnslib packs the value as UTF-8
+    except UnicodeDecodeError:
+        raise RdataError(f"value {v[2]!r} is not UTF-8 text") from None
+    return CAA(_uint(v[0], 8), v[1], value)
 
 
 _PARSERS: dict[str, Callable[[list[str], names.Name], RD]] = {

@@ -22,6 +22,8 @@ BADVERS = 16
 NO_EDNS, EDNS, EDNS_DO = 0, 1, 2
 """Request traits that change an answer's bytes: OPT absent, present, present with DO."""
 
+_NO_RECORDS = bytes(6)
+_ONE_ADDITIONAL = b"\x00\x00\x00\x00\x00\x01"
 _QR = 0x80
 _TC = 0x02
 _RD = 0x01
@@ -86,8 +88,23 @@ def parse_query(data: bytes) -> Query:
     qtype = data[name_end] << 8 | data[name_end + 1]
     qclass = data[name_end + 2] << 8 | data[name_end + 3]
     edns, udp_size = NO_EDNS, 512
-    if data[6] or data[7] or data[8] or data[9] or data[10] or data[11]:
-        edns, udp_size = _find_opt(data, name_end + 4)
+    end = name_end + 4
+    counts = data[6:HEADER]
+    if counts == _NO_RECORDS:
+        pass
+    elif (
+        counts == _ONE_ADDITIONAL
+        and data[end : end + 3] == b"\x00\x00\x29"
+        and end + 11 + (data[end + 9] << 8 | data[end + 10]) == n
+    ):
+        # The usual case, a lone OPT right after the question: read it in place.
+        _check_options(data, end + 11, n, end)
+        edns = EDNS_DO if data[end + 7] & 0x80 else EDNS
+        if data[end + 6]:  # EDNS version above 0 (RFC 6891 §6.1.3)
+            raise Reject(BADVERS, data, end, edns)
+        udp_size = max(data[end + 3] << 8 | data[end + 4], 512)
+    else:
+        edns, udp_size = _find_opt(data, end)
     return Query(data, name_end, data[HEADER:name_end].lower(), qtype, qclass, edns, udp_size)
 
 

@@ -24,7 +24,10 @@ def load(path: Path, origin: names.Name, default_ttl: int) -> list[Record]:
     Records without a TTL take ``$TTL`` when set, else `default_ttl`.
     Raises `ZoneFileError` (and `OSError` when the file cannot be read).
     """
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ZoneFileError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     return parse(text, origin, default_ttl, str(path))
 
 
