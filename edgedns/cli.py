@@ -11,9 +11,8 @@ import sys
 import click
 from dnslib import QTYPE
 
-from edgedns import __version__, names
+from edgedns import __version__, names, server
 from edgedns import config as config_mod
-from edgedns import server
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 

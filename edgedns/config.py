@@ -76,6 +76,9 @@ def load(path: str | Path, listen_override: tuple[str, ...] = ()) -> Config:
     try:
         raw = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - SafeLoader subclass
     except yaml.YAMLError as exc:
+        for mark in (getattr(exc, "context_mark", None), getattr(exc, "problem_mark", None)):
+            if mark is not None:
+                mark.name = str(path)  # instead of "<unicode string>"
         raise ConfigError(path, "", f"not valid YAML: {exc}") from None
     return _Parser(path).config(raw if raw is not None else {}, listen_override)
 
@@ -207,12 +210,13 @@ class _Parser:
         raw = self.mapping(raw if raw is not None else {}, path,
                            ("ttl", "soa", "ns", "records", "file"))
         ttl = self.convert(str(raw.get("ttl", DEFAULT_TTL)), f"{path}.ttl", rdata.parse_ttl)
-        if "file" in raw:
+        file = self.source.parent / str(raw["file"]) if "file" in raw else None
+        if file is not None:
             others = [k for k in ("soa", "ns", "records") if k in raw]
             if others:
                 raise self.error(f"{path}.{others[0]}", "cannot be combined with 'file': the "
                                  "master file holds the whole zone")
-            records = self.zone_file(raw["file"], origin, ttl, f"{path}.file")
+            records = self.zone_file(file, origin, ttl, f"{path}.file")
         else:
             records = [
                 *self.soa_and_ns(raw, origin, ttl, path),
@@ -221,10 +225,13 @@ class _Parser:
         try:
             return Zone.build(origin, records)
         except ZoneError as exc:
-            raise self.error(exc.where, str(exc)) from None
+            if file is None:
+                raise self.error(exc.where, str(exc)) from None
+            # A master file's records are placed by file:line; report them under the key.
+            where = exc.where if exc.where.startswith(f"{file}:") else str(file)
+            raise self.error(f"{path}.file", f"{where}: {exc}") from None
 
-    def zone_file(self, value: Any, origin: names.Name, ttl: int, path: str) -> list[Record]:
-        file = self.source.parent / str(value)
+    def zone_file(self, file: Path, origin: names.Name, ttl: int, path: str) -> list[Record]:
         try:
             return zonefile.load(file, origin, ttl)
         except OSError as exc:
@@ -241,12 +248,23 @@ class _Parser:
         out = []
         for i, item in enumerate(ns_raw):
             where = f"{path}.ns[{i}]"
-            out.append(self.record(origin, "NS", str(item), origin, ttl, where))
+            out.append(self.record(origin, "NS", item, origin, ttl, where))
         fields = ("mname", "rname", *SOA_DEFAULTS)
         soa = self.mapping(raw.get("soa", {}), f"{path}.soa", fields)
-        values = {"mname": str(ns_raw[0]), "rname": "hostmaster", **SOA_DEFAULTS, **soa}
-        text = " ".join(str(values[f]) for f in fields)
-        out.append(self.record(origin, "SOA", text, origin, ttl, f"{path}.soa"))
+        defaults = {"mname": str(ns_raw[0]), "rname": "hostmaster", **SOA_DEFAULTS}
+
+        def soa_record(values: dict, where: str) -> Record:
+            text = " ".join(str(values[f]) for f in fields)
+            return self.record(origin, "SOA", text, origin, ttl, where)
+
+        # Each field given is tried alone against the defaults, so an error names its key.
+        for key, value in soa.items():
+            where = f"{path}.soa.{key}"
+            single = isinstance(value, (str, int, float)) and len(str(value).split()) == 1
+            if not single or isinstance(value, bool):
+                raise self.error(where, f"must be a single name or number, not {_kind(value)}")
+            soa_record({**defaults, key: value}, where)
+        out.append(soa_record({**defaults, **soa}, f"{path}.soa"))
         return out
 
     def records(self, raw: Any, origin: names.Name, ttl: int, path: str) -> list[Record]:
@@ -281,6 +299,9 @@ class _Parser:
     ) -> Record:
         if isinstance(value, (dict, list)) or value is None:
             raise self.error(where, f"must be a value in zone-file syntax, not {_kind(value)}")
+        if isinstance(value, bool):
+            raise self.error(where, "YAML read this as a boolean (yes/no/on/off/true/false); "
+                             "quote it to use it as text")
         text = str(value)
         try:
             if rtype.upper() == "TXT" and not text.lstrip().startswith('"'):

@@ -164,5 +164,12 @@ class DnsStreamProtocol(asyncio.Protocol):
         self.idle = loop.call_later(self.owner.idle_timeout, self._idle_expired)
 
     def _idle_expired(self) -> None:
-        if self.transport is not None:
-            self.transport.close()
+        transport = self.transport
+        if transport is None:
+            return
+        if transport.get_write_buffer_size():
+            # Replies still unsent a whole idle period after the last one: the client is not
+            # reading. close() would wait for them forever and hold a connection slot.
+            transport.abort()
+        else:
+            transport.close()

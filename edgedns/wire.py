@@ -95,6 +95,7 @@ def parse_query(data: bytes) -> Query:
     elif (
         counts == _ONE_ADDITIONAL
         and data[end : end + 3] == b"\x00\x00\x29"
+        and end + 11 <= n  # a cut-short OPT goes the slow way, to its FORMERR
         and end + 11 + (data[end + 9] << 8 | data[end + 10]) == n
     ):
         # The usual case, a lone OPT right after the question: read it in place.

@@ -221,6 +221,18 @@ def test_opt_rdata_longer_than_the_message_is_formerr() -> None:
     assert rejected(data[:-3]).rcode == wire.FORMERR
 
 
+@pytest.mark.parametrize("cut", range(1, 11))
+def test_lone_opt_cut_short_is_formerr(cut: int) -> None:
+    record = opt(size=4096, do=True)
+    assert rejected(query(additional=record[:cut], ar=1)).rcode == wire.FORMERR
+
+
+@pytest.mark.parametrize("extra", [b"\x00", b"\x00" * 11])
+def test_lone_opt_followed_by_stray_bytes_still_parses(extra: bytes) -> None:
+    q = wire.parse_query(query(additional=opt(size=4096, do=True) + extra, ar=1))
+    assert (q.edns, q.udp_size) == (wire.EDNS_DO, 4096)
+
+
 def test_additional_count_beyond_the_records_present_is_formerr() -> None:
     assert rejected(query(additional=opt(), ar=2)).rcode == wire.FORMERR
 
