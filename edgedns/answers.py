@@ -4,6 +4,9 @@ Replies are packed with dnslib once, when zones load (every owner name and type 
 first use (names only reached through wildcards, NXDOMAIN, NODATA for absent types), never per
 query. A query then costs a dict lookup plus `wire.patch`.
 
+A question answered from a pool has one entry per variant of the pool's selection, picked per
+query (`PoolEntry`), and is recompiled when the pool's health changes (`AnswerTable.refresh`).
+
 Each entry holds, for each EDNS trait (none / OPT / OPT+DO), three forms: the full reply, the
 reply without optional additional records, and the TC=1 stub; the smallest that fits the
 query's size limit is sent (RFC 2181 §9: dropping additional data needs no TC bit, except glue
@@ -12,34 +15,74 @@ a referral cannot do without, RFC 9471).
 
 from __future__ import annotations
 
+import random
+import zlib
+from bisect import bisect
 from collections import OrderedDict
 from collections.abc import Iterable
+from dataclasses import replace
 
-from dnslib import QTYPE, DNSHeader, DNSQuestion, DNSRecord
+from dnslib import AAAA, QTYPE, RCODE, A, DNSHeader, DNSQuestion, DNSRecord
 
 from edgedns import names, wire
 from edgedns.catalog import Catalog
 from edgedns.names import Name
-from edgedns.zone import Outcome, Section
+from edgedns.pools import PoolSet, Selection
+from edgedns.zone import Outcome, RRset, Section
 
 Forms = tuple[bytes, bytes, bytes]
 """(full, without optional additional, truncated stub)."""
 Entry = tuple[Forms, Forms, Forms]
 """Forms indexed by wire.NO_EDNS, wire.EDNS, wire.EDNS_DO."""
+Key = tuple[bytes, int]
 
 DEFAULT_CACHE = 20_000
 _PRECOMPILED_EXTRA = (QTYPE.A, QTYPE.AAAA, QTYPE.ANY)
 """Types compiled for every name even when absent, since clients ask them most."""
 
 
+class PoolEntry:
+    """The entries of a question answered from a pool, one per variant of its selection;
+    each query picks one by the pool's policy (see `edgedns.pools.Selection`)."""
+
+    __slots__ = ("entries", "chooser", "weights", "hash_keys", "_turn")
+
+    def __init__(self, entries: list[Entry], selection: Selection) -> None:
+        self.entries = entries
+        self.chooser = selection.chooser
+        self.weights = selection.weights
+        self.hash_keys = [variant[0].encode() for variant in selection.variants]
+        self._turn = -1
+
+    def pick(self, client: str) -> Entry:
+        """The entry for a query from `client` (its address, for policy hash)."""
+        chooser = self.chooser
+        if chooser == "round_robin":
+            self._turn = (self._turn + 1) % len(self.entries)
+            return self.entries[self._turn]
+        if chooser == "random":
+            return self.entries[random.randrange(len(self.entries))]
+        if chooser == "weighted":
+            return self.entries[bisect(self.weights, random.random() * self.weights[-1])]
+        # hash: rendezvous hashing keeps each client on one member while it stays healthy.
+        seed = client.encode()
+        scores = [zlib.crc32(key, zlib.crc32(seed)) for key in self.hash_keys]
+        return self.entries[scores.index(max(scores))]
+
+
 class AnswerTable:
     """Reply bytes for our zones. Not thread-safe: it lives on the server's event loop."""
 
-    def __init__(self, catalog: Catalog, cache_size: int = DEFAULT_CACHE) -> None:
+    def __init__(
+        self, catalog: Catalog, pools: PoolSet | None = None, cache_size: int = DEFAULT_CACHE
+    ) -> None:
         self.catalog = catalog
-        self._static: dict[tuple[bytes, int], Entry] = {}
-        self._lazy: OrderedDict[tuple[bytes, int], Entry] = OrderedDict()
+        self.pools = pools if pools is not None else PoolSet(())
+        self._static: dict[Key, Entry | PoolEntry] = {}
+        self._lazy: OrderedDict[Key, Entry | PoolEntry] = OrderedDict()
         self._cache_size = cache_size
+        self._dependents: dict[Name, set[Key]] = {}
+        """Pool name → questions whose answers hold that pool's addresses."""
         for zone in catalog.zones.values():
             for owner, node in zone.nodes.items():
                 for qtype in {*node, *_PRECOMPILED_EXTRA}:
@@ -48,7 +91,7 @@ class AnswerTable:
     def __len__(self) -> int:
         return len(self._static) + len(self._lazy)
 
-    def lookup(self, qname: bytes, qtype: int) -> Entry | None:
+    def lookup(self, qname: bytes, qtype: int) -> Entry | PoolEntry | None:
         """The entry for a lowercased wire-form name, or None when no zone of ours holds it."""
         key = (qname, qtype)
         entry = self._static.get(key)
@@ -67,10 +110,46 @@ class AnswerTable:
             self._lazy.popitem(last=False)
         return entry
 
-    def _compile(self, qname: Name, qtype: int) -> Entry:
+    def refresh(self, pool_names: Iterable[Name]) -> int:
+        """Recompile every answer holding one of `pool_names`; returns how many changed."""
+        keys = set().union(*(self._dependents.get(n, ()) for n in pool_names))
+        for key in keys:
+            table = self._static if key in self._static else self._lazy
+            if key in table:
+                table[key] = self._compile(names.from_wire(key[0]), key[1])
+        return len(keys)
+
+    def _compile(self, qname: Name, qtype: int) -> Entry | PoolEntry:
         outcome = self.catalog.resolve(qname, qtype)
         assert outcome is not None
-        return compile_outcome(qname, qtype, outcome)
+        pooled = next((s for s in outcome.answer if s.rrset.pool), None)
+        if pooled is None:
+            return compile_outcome(qname, qtype, outcome)
+        pool = pooled.rrset
+        self._dependents.setdefault(pool.name, set()).add((names.to_wire(qname), qtype))
+        selection = self.pools.selection(pool.name, 4 if pool.rtype == QTYPE.A else 6)
+        if selection.servfail:
+            return compile_outcome(qname, qtype, Outcome(RCODE.SERVFAIL, authoritative=False))
+        entries = [
+            compile_outcome(qname, qtype, self._with_addresses(outcome, pooled, addresses))
+            for addresses in selection.variants
+        ]
+        return entries[0] if len(entries) == 1 else PoolEntry(entries, selection)
+
+    def _with_addresses(self, outcome: Outcome, pooled: Section, addresses: tuple[str, ...]
+                        ) -> Outcome:
+        """`outcome` with the pool's placeholder RRset filled with `addresses`; no addresses
+        make it NODATA (after any CNAMEs leading to the pool)."""
+        answer = [s for s in outcome.answer if s is not pooled]
+        if not addresses:
+            zone = self.catalog.zone_for(pooled.rrset.name)
+            assert zone is not None
+            return replace(outcome, answer=answer, authority=[zone.negative_soa()],
+                           additional=[], optional_authority=False, required_glue=0)
+        rdata = A if pooled.rrset.rtype == QTYPE.A else AAAA
+        rrset = RRset(pooled.rrset.name, pooled.rrset.rtype, pooled.rrset.ttl,
+                      tuple(rdata(a) for a in addresses))
+        return replace(outcome, answer=[*answer, Section(pooled.owner, rrset)])
 
 
 def compile_outcome(qname: Name, qtype: int, outcome: Outcome) -> Entry:

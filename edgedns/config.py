@@ -11,13 +11,15 @@ import ipaddress
 import math
 import re
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from edgedns import names, rdata, zonefile
+from edgedns.health.checks import CHECK_TYPES, CheckSpec
+from edgedns.pools import POLICIES, WHEN_ALL_DOWN, Member, PoolSpec
 from edgedns.presentation import PresentationError, Token, split
 from edgedns.zone import Record, Zone, ZoneError
 
@@ -55,10 +57,18 @@ class Config:
     listen: tuple[Endpoint, ...]
     tcp: TcpSettings
     zones: tuple[Zone, ...]
+    pools: tuple[PoolSpec, ...] = ()
 
 
 DEFAULT_LISTEN = ("127.0.0.1:5353",)
 DEFAULT_TTL = 300
+DEFAULT_POOL_TTL = 5
+MIN_INTERVAL = 0.1
+CHECK_KEYS = ("type", "interval", "timeout", "fall", "rise", "port", "address", "path",
+              "expect_status", "expect_body", "host", "verify_tls")
+POOL_KEYS = ("ttl", "policy", "count", "preempt", "check", "members", "when_all_down",
+             "fallback")
+MEMBER_KEYS = ("address", "weight", "priority", "check")
 SOA_DEFAULTS = {"serial": 1, "refresh": 3600, "retry": 600, "expire": 86400, "minimum": 30}
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)?")
 _DURATION_UNITS = {None: 1.0, "ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -175,7 +185,10 @@ class _Parser:
             raise self.error(path, str(exc)) from None
 
     def config(self, raw: Any, listen_override: tuple[str, ...]) -> Config:
-        top = self.mapping(raw, "", ("listen", "tcp", "zones"))
+        top = self.mapping(raw, "", ("listen", "tcp", "defaults", "zones"))
+        defaults = self.mapping(top.get("defaults", {}), "defaults", ("check",))
+        self.default_check = self.check(defaults.get("check", {}), "defaults.check", CheckSpec())
+        self.pools: list[PoolSpec] = []
         listen_raw = list(listen_override) or top.get("listen", list(DEFAULT_LISTEN))
         if not isinstance(listen_raw, list) or not listen_raw:
             raise self.error("listen", "must be a non-empty list of address:port")
@@ -192,7 +205,7 @@ class _Parser:
         apexes = [z.origin for z in zones]
         if len(set(apexes)) != len(apexes):
             raise self.error("zones", "the same zone is listed twice")
-        return Config(self.source, listen, self.tcp(top.get("tcp", {})), zones)
+        return Config(self.source, listen, self.tcp(top.get("tcp", {})), zones, tuple(self.pools))
 
     def tcp(self, raw: Any) -> TcpSettings:
         raw = self.mapping(raw, "tcp", ("idle_timeout", "max_connections"))
@@ -208,7 +221,7 @@ class _Parser:
         origin = self.convert(apex_text if apex_text.endswith(".") else apex_text + ".", path,
                               names.from_text)
         raw = self.mapping(raw if raw is not None else {}, path,
-                           ("ttl", "soa", "ns", "records", "file"))
+                           ("ttl", "soa", "ns", "records", "file", "pools"))
         ttl = self.convert(str(raw.get("ttl", DEFAULT_TTL)), f"{path}.ttl", rdata.parse_ttl)
         file = self.source.parent / str(raw["file"]) if "file" in raw else None
         if file is not None:
@@ -222,14 +235,137 @@ class _Parser:
                 *self.soa_and_ns(raw, origin, ttl, path),
                 *self.records(raw.get("records", {}), origin, ttl, f"{path}.records"),
             ]
+        pools_raw = raw.get("pools", {})
+        pools_raw = self.mapping(pools_raw, f"{path}.pools", tuple(pools_raw or ()))
+        pools: list[PoolSpec] = []
+        pool_paths = {}  # Zone.build names a pool "pool NAME"; errors should give its key path
+        for name_text, pool_raw in pools_raw.items():
+            pool_path = f"{path}.pools.{name_text}"
+            pools.append(self.pool(str(name_text), pool_raw, origin, pool_path))
+            pool_paths[f"pool {names.to_text(pools[-1].name)}"] = pool_path
+        self.pools.extend(pools)
         try:
-            return Zone.build(origin, records)
+            return Zone.build(origin, records, pools)
         except ZoneError as exc:
+            if exc.where in pool_paths:
+                raise self.error(pool_paths[exc.where], str(exc)) from None
             if file is None:
                 raise self.error(exc.where, str(exc)) from None
             # A master file's records are placed by file:line; report them under the key.
             where = exc.where if exc.where.startswith(f"{file}:") else str(file)
             raise self.error(f"{path}.file", f"{where}: {exc}") from None
+
+    def pool(self, name_text: str, raw: Any, origin: names.Name, path: str) -> PoolSpec:
+        name = self.convert(name_text, path, lambda t: names.from_text(t, origin))
+        raw = self.mapping(raw, path, POOL_KEYS)
+        ttl = self.convert(str(raw.get("ttl", DEFAULT_POOL_TTL)), f"{path}.ttl", rdata.parse_ttl)
+        policy = self.choice(raw.get("policy", "all"), f"{path}.policy", POLICIES)
+        count = raw.get("count")
+        if count is not None:
+            count = self.whole(count, f"{path}.count", 1)
+        preempt = self.boolean(raw.get("preempt", True), f"{path}.preempt")
+        if "preempt" in raw and policy != "failover":
+            raise self.error(f"{path}.preempt", "only applies to policy failover")
+        check = self.check(raw.get("check", {}), f"{path}.check", self.default_check)
+        members_raw = raw.get("members")
+        if not isinstance(members_raw, list) or not members_raw:
+            raise self.error(f"{path}.members", "must be a non-empty list of addresses")
+        members = tuple(
+            self.member(item, f"{path}.members[{i}]", check) for i, item in enumerate(members_raw)
+        )
+        seen: set[str] = set()
+        for i, member in enumerate(members):
+            if member.address in seen:
+                raise self.error(f"{path}.members[{i}]", f"{member.address} is listed twice")
+            seen.add(member.address)
+        when = self.choice(raw.get("when_all_down", "serve_all"), f"{path}.when_all_down",
+                           WHEN_ALL_DOWN)
+        fallback_raw = raw.get("fallback", [])
+        if isinstance(fallback_raw, str):
+            fallback_raw = [fallback_raw]
+        if not isinstance(fallback_raw, list):
+            raise self.error(f"{path}.fallback", "must be a list of addresses")
+        fallback = tuple(
+            self.convert(a, f"{path}.fallback[{i}]", _address) for i, a in enumerate(fallback_raw)
+        )
+        if when == "fallback" and not fallback:
+            raise self.error(f"{path}.fallback", "when_all_down: fallback needs addresses here")
+        if fallback and when != "fallback":
+            raise self.error(f"{path}.fallback", "only used with when_all_down: fallback")
+        return PoolSpec(name, ttl, policy, count, preempt, members, when, fallback)
+
+    def member(self, raw: Any, path: str, check: CheckSpec) -> Member:
+        if not isinstance(raw, dict):
+            return Member(self.convert(raw, path, _address), check)
+        raw = self.mapping(raw, path, MEMBER_KEYS)
+        if "address" not in raw:
+            raise self.error(f"{path}.address", "is required")
+        address = self.convert(raw["address"], f"{path}.address", _address)
+        weight = self.whole(raw.get("weight", 1), f"{path}.weight", 1)
+        priority = self.whole(raw.get("priority", 0), f"{path}.priority", 0)
+        member_check = self.check(raw.get("check", {}), f"{path}.check", check)
+        return Member(address, member_check, weight, priority)
+
+    def check(self, raw: Any, path: str, base: CheckSpec) -> CheckSpec:
+        """`raw` check keys laid over `base`, validated as a whole."""
+        raw = self.mapping(raw, path, CHECK_KEYS)
+        fields: dict[str, Any] = {}
+        if "type" in raw:
+            fields["type"] = self.choice(raw["type"], f"{path}.type", CHECK_TYPES)
+            if fields["type"] != base.type and "port" not in raw:
+                fields["port"] = None  # a port chosen for another kind of check does not carry
+        for key in ("interval", "timeout"):
+            if key in raw:
+                fields[key] = self.convert(raw[key], f"{path}.{key}", parse_duration)
+        for key in ("fall", "rise"):
+            if key in raw:
+                fields[key] = self.whole(raw[key], f"{path}.{key}", 1)
+        if "port" in raw:
+            fields["port"] = self.whole(raw["port"], f"{path}.port", 1, 65535)
+        if "address" in raw:
+            fields["address"] = self.convert(raw["address"], f"{path}.address", _address)
+        if "path" in raw:
+            text = str(raw["path"])
+            if not text.startswith("/") or any(c in text for c in " \r\n"):
+                raise self.error(f"{path}.path", "must start with / and hold no spaces")
+            fields["path"] = text
+        if "expect_status" in raw:
+            fields["expect_status"] = self.convert(
+                raw["expect_status"], f"{path}.expect_status", _status_codes)
+        for key in ("expect_body", "host"):
+            if key in raw:
+                fields[key] = str(raw[key])
+        if "verify_tls" in raw:
+            fields["verify_tls"] = self.boolean(raw["verify_tls"], f"{path}.verify_tls")
+        spec = replace(base, **fields)
+        if spec.interval < MIN_INTERVAL:
+            raise self.error(f"{path}.interval", f"must be at least {MIN_INTERVAL * 1000:.0f}ms")
+        if not 0 < spec.timeout <= spec.interval:
+            raise self.error(f"{path}.timeout", f"must be above 0 and at most the interval "
+                             f"({spec.interval:g}s), so probes of one target never overlap")
+        if spec.type == "tcp" and spec.port is None:
+            raise self.error(f"{path}.port", "a tcp check needs a port")
+        if spec.type in ("icmp", "none") and "port" in raw:
+            raise self.error(f"{path}.port", f"has no meaning for a {spec.type} check")
+        return spec
+
+    def choice(self, value: Any, path: str, allowed: tuple[str, ...]) -> str:
+        if value not in allowed:
+            raise self.error(path, f"{value!r} is not one of: {', '.join(allowed)}")
+        return value
+
+    def whole(self, value: Any, path: str, low: int, high: int | None = None) -> int:
+        if not isinstance(value, int) or isinstance(value, bool) or value < low or (
+            high is not None and value > high
+        ):
+            bound = f"from {low} to {high}" if high is not None else f"of at least {low}"
+            raise self.error(path, f"must be a whole number {bound}, not {value!r}")
+        return value
+
+    def boolean(self, value: Any, path: str) -> bool:
+        if not isinstance(value, bool):
+            raise self.error(path, f"must be true or false, not {value!r}")
+        return value
 
     def zone_file(self, file: Path, origin: names.Name, ttl: int, path: str) -> list[Record]:
         try:
@@ -312,6 +448,29 @@ class _Parser:
         except (rdata.RdataError, PresentationError) as exc:
             raise self.error(where, str(exc)) from None
         return Record(owner, code, ttl, rd, where)
+
+
+def _address(value: Any) -> str:
+    """Canonical text of an IPv4 or IPv6 address."""
+    try:
+        return str(ipaddress.ip_address(str(value).strip()))
+    except ValueError:
+        raise ValueError(f"{value!r} is not an IP address") from None
+
+
+def _status_codes(value: Any) -> tuple[int, ...]:
+    """``200``, ``"200-299"`` or a list of those → the status codes they cover."""
+    items = value if isinstance(value, list) else [value]
+    codes: set[int] = set()
+    for item in items:
+        low, _, high = str(item).partition("-")
+        if not low.strip().isdigit() or (high and not high.strip().isdigit()):
+            raise ValueError(f"{item!r} is not a status code or range like 200-299")
+        first, last = int(low), int(high or low)
+        if not 100 <= first <= last <= 599:
+            raise ValueError(f"{item!r} is not within 100-599")
+        codes.update(range(first, last + 1))
+    return tuple(sorted(codes))
 
 
 def _join(path: str, key: Any) -> str:

@@ -7,7 +7,7 @@ send whatever it returns. Every reply is built from bytes prepared before the qu
 from __future__ import annotations
 
 from edgedns import wire
-from edgedns.answers import AnswerTable
+from edgedns.answers import AnswerTable, PoolEntry
 
 # Plain ints: dnslib's QTYPE/CLASS attribute lookups cost more than the rest of a query.
 _IN = 1
@@ -18,8 +18,9 @@ class QueryHandler:
     def __init__(self, answers: AnswerTable) -> None:
         self.answers = answers
 
-    def respond(self, data: bytes, tcp: bool) -> bytes | None:
-        """The reply to one DNS message, or None when it deserves none."""
+    def respond(self, data: bytes, tcp: bool, client: str) -> bytes | None:
+        """The reply to one DNS message from `client` (its address), or None when it
+        deserves none."""
         try:
             query = wire.parse_query(data)
         except wire.Drop:
@@ -34,6 +35,8 @@ class QueryHandler:
         entry = self.answers.lookup(query.qname, qtype)
         if entry is None:
             return self._error(query, wire.REFUSED)
+        if entry.__class__ is PoolEntry:
+            entry = entry.pick(client)
         full, reduced, stub = entry[query.edns]
         limit = wire.limit(query, tcp)
         if len(full) <= limit:

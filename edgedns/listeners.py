@@ -14,8 +14,8 @@ from collections.abc import Callable
 
 log = logging.getLogger(__name__)
 
-Responder = Callable[[bytes, bool], "bytes | None"]
-"""(message, over_tcp) → reply or None; see `edgedns.handler.QueryHandler.respond`."""
+Responder = Callable[[bytes, bool, str], "bytes | None"]
+"""(message, over_tcp, client address) → reply or None; see `QueryHandler.respond`."""
 
 UDP_BATCH = 64
 """Datagrams handled per wake-up before yielding to other work (probes, TCP, admin)."""
@@ -69,7 +69,7 @@ class UdpListener:
             except OSError:  # e.g. ICMP port unreachable reported for an earlier send
                 continue
             try:
-                reply = respond(data, False)
+                reply = respond(data, False, addr[0])
             except Exception:  # a bug must cost one query, never the listener
                 log.exception("query handling failed")
                 continue
@@ -105,9 +105,12 @@ class DnsStreamProtocol(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.buffer = bytearray()
         self.idle: asyncio.TimerHandle | None = None
+        self.client = ""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's is duck-typed
+        peer = transport.get_extra_info("peername")
+        self.client = peer[0] if peer else ""
         if len(self.owner.open) >= self.owner.max_connections:
             transport.abort()
             return
@@ -140,7 +143,7 @@ class DnsStreamProtocol(asyncio.Protocol):
             message = bytes(buffer[2 : 2 + size])
             del buffer[: 2 + size]
             try:
-                reply = self.owner.respond(message, True)
+                reply = self.owner.respond(message, True, self.client)
             except Exception:
                 log.exception("query handling failed")
                 reply = None

@@ -14,6 +14,7 @@ from dnslib import QTYPE, RCODE, RD, RR
 
 from edgedns import names
 from edgedns.names import Name
+from edgedns.pools import PoolSpec
 
 ANY = QTYPE.ANY
 CNAME = QTYPE.CNAME
@@ -53,6 +54,9 @@ class RRset:
     rtype: int
     ttl: int
     rdatas: tuple[RD, ...]
+    pool: bool = False
+    """A pool's A/AAAA: `rdatas` is empty and the addresses come from the pool's current
+    selection when answers are compiled (`edgedns.answers`)."""
 
     def rrs(self, owner: Name | None = None) -> list[RR]:
         """dnslib records, owned by `owner` (a wildcard's synthesized name) or our name."""
@@ -99,8 +103,11 @@ class Zone:
         return self.nodes[self.origin][SOA]
 
     @classmethod
-    def build(cls, origin: Name, records: Iterable[Record]) -> Zone:
-        """Validate `records` and index them. Raises `ZoneError` on the first conflict."""
+    def build(
+        cls, origin: Name, records: Iterable[Record], pools: Iterable[PoolSpec] = ()
+    ) -> Zone:
+        """Validate `records` and `pools` and index them. Raises `ZoneError` on the first
+        conflict; a pool's `where` is its config key path."""
         grouped: dict[Name, dict[int, list[Record]]] = {}
         for rec in records:
             if not names.is_subdomain(rec.owner, origin):
@@ -131,6 +138,12 @@ class Zone:
             }
             for owner, by_type in grouped.items()
         }
+        for pool in pools:
+            _check_pool(pool, origin, grouped, cuts)
+            node = nodes.setdefault(pool.name, {})
+            for version in pool.families():
+                rtype = QTYPE.A if version == 4 else QTYPE.AAAA
+                node[rtype] = RRset(pool.name, rtype, pool.ttl, (), pool=True)
         ents = {
             owner[i:]
             for owner in nodes
@@ -220,8 +233,31 @@ class Zone:
                 continue
             seen.add(target)
             node = self.nodes.get(target, {})
-            out.extend(Section(target, node[t]) for t in ADDRESS_TYPES if t in node)
+            out.extend(
+                Section(target, node[t]) for t in ADDRESS_TYPES if t in node and not node[t].pool
+            )
         return out
+
+
+def _check_pool(
+    pool: PoolSpec, origin: Name, grouped: dict[Name, dict[int, list[Record]]], cuts: frozenset
+) -> None:
+    shown = names.to_text(pool.name)
+    where = f"pool {shown}"
+    if not names.is_subdomain(pool.name, origin):
+        raise ZoneError(f"pool {shown} is outside the zone {names.to_text(origin)}", where)
+    clash = [t for t in (QTYPE.A, QTYPE.AAAA, CNAME) if t in grouped.get(pool.name, {})]
+    if clash:
+        record = grouped[pool.name][clash[0]][0]
+        raise ZoneError(
+            f"pool {shown} clashes with the {QTYPE.get(clash[0])} record at {record.where}; "
+            "a pool's name gets its A/AAAA from the pool alone",
+            where,
+        )
+    below = [c for c in cuts if names.is_subdomain(pool.name, c)]
+    if below:
+        raise ZoneError(f"pool {shown} is at or below the delegation at "
+                        f"{names.to_text(below[0])}", where)
 
 
 def _check_apex(origin: Name, grouped: dict[Name, dict[int, list[Record]]]) -> None:
