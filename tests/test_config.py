@@ -143,7 +143,7 @@ def test_empty_config_needs_a_zone(error) -> None:
 def test_unknown_top_level_key_lists_the_allowed_keys(error) -> None:
     exc = error("zone: {site.lan: {}}\n")
     assert exc.path == "zone"
-    assert exc.message == "unknown key (allowed: listen, tcp, zones)"
+    assert exc.message == "unknown key (allowed: listen, tcp, defaults, zones)"
 
 
 # --- listen -----------------------------------------------------------------------------------
@@ -296,7 +296,7 @@ def test_bad_zone_apex_is_rejected_at_its_key(error) -> None:
 def test_unknown_zone_key_lists_the_allowed_keys(error) -> None:
     exc = error("zones: {site.lan: {recods: {}}}\n")
     assert exc.path == "zones.site.lan.recods"
-    assert exc.message == "unknown key (allowed: ttl, soa, ns, records, file)"
+    assert exc.message == "unknown key (allowed: ttl, soa, ns, records, file, pools)"
 
 
 def test_zone_that_is_not_a_mapping_is_rejected(error) -> None:

@@ -179,7 +179,7 @@ messages = st.one_of(st.binary(max_size=600), valid_queries(), mutated(valid_que
 def test_respond_never_fails_and_replies_parse_with_the_query_id(
     handler: QueryHandler, data: bytes, tcp: bool
 ) -> None:
-    reply = handler.respond(data, tcp)
+    reply = handler.respond(data, tcp, "127.0.0.1")
     if len(data) < 12 or data[2] & 0x80:
         assert reply is None  # too short to be a query, or a response: never answered
         return
@@ -202,7 +202,7 @@ def test_respond_never_fails_and_replies_parse_with_the_query_id(
 ])
 def test_respond_replies_to_every_sample_valid_query(handler: QueryHandler, data: bytes) -> None:
     # Guards the property test above: its valid-query strategy does produce answerable input.
-    reply = handler.respond(data, False)
+    reply = handler.respond(data, False, "127.0.0.1")
     assert reply is not None
     assert dns.message.from_wire(reply).rcode() == dns.rcode.NOERROR
 
