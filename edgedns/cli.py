@@ -61,7 +61,13 @@ def check(config_path: str) -> None:
         counts: dict[int, int] = {}
         for node in zone.nodes.values():
             for rtype, rrset in node.items():
-                counts[rtype] = counts.get(rtype, 0) + len(rrset.rdatas)
+                if not rrset.pool:
+                    counts[rtype] = counts.get(rtype, 0) + len(rrset.rdatas)
         summary = " ".join(f"{QTYPE.get(t)}={n}" for t, n in sorted(counts.items()))
         click.echo(f"zone {names.to_text(zone.origin)}: {len(zone.nodes)} names, "
                    f"{sum(counts.values())} records ({summary})")
+    for pool in cfg.pools:
+        checks = sorted({m.check.type for m in pool.members})
+        click.echo(f"pool {names.to_text(pool.name)}: {len(pool.members)} members, "
+                   f"policy {pool.policy}, checks {'/'.join(checks)}, "
+                   f"when all down: {pool.when_all_down}")
