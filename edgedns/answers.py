@@ -54,8 +54,9 @@ class PoolEntry:
         self.hash_keys = [variant[0].encode() for variant in selection.variants]
         self._turn = -1
 
-    def pick(self, client: str) -> Entry:
-        """The entry for a query from `client` (its address, for policy hash)."""
+    def pick(self, client: bytes) -> Entry:
+        """The entry for a query from `client` (its address or EDNS client subnet, which
+        only policy hash looks at)."""
         chooser = self.chooser
         if chooser == "round_robin":
             self._turn = (self._turn + 1) % len(self.entries)
@@ -65,8 +66,8 @@ class PoolEntry:
         if chooser == "weighted":
             return self.entries[bisect(self.weights, random.random() * self.weights[-1])]
         # hash: rendezvous hashing keeps each client on one member while it stays healthy.
-        seed = client.encode()
-        scores = [zlib.crc32(key, zlib.crc32(seed)) for key in self.hash_keys]
+        seed = zlib.crc32(client)
+        scores = [zlib.crc32(key, seed) for key in self.hash_keys]
         return self.entries[scores.index(max(scores))]
 
 

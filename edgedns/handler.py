@@ -35,15 +35,27 @@ class QueryHandler:
         entry = self.answers.lookup(query.qname, qtype)
         if entry is None:
             return self._error(query, wire.REFUSED)
+        echo = None
         if entry.__class__ is PoolEntry:
-            entry = entry.pick(client)
+            key = client.encode()
+            if entry.chooser == "hash" and query.edns:
+                # Behind a resolver, the client's subnet (RFC 7871) says who really asks.
+                subnet = wire.client_subnet(query)
+                if subnet is not None:
+                    key, echo = subnet
+            entry = entry.pick(key)
         full, reduced, stub = entry[query.edns]
         limit = wire.limit(query, tcp)
+        if echo is not None:
+            limit -= len(echo)
         if len(full) <= limit:
-            return wire.patch(full, query)
-        if len(reduced) <= limit:
-            return wire.patch(reduced, query)
-        return wire.patch(stub, query)
+            reply = full
+        elif len(reduced) <= limit:
+            reply = reduced
+        else:
+            reply = stub
+        reply = wire.patch(reply, query)
+        return reply if echo is None else wire.add_option(reply, echo)
 
     @staticmethod
     def _error(query: wire.Query, rcode: int) -> bytes:

@@ -22,6 +22,8 @@ BADVERS = 16
 NO_EDNS, EDNS, EDNS_DO = 0, 1, 2
 """Request traits that change an answer's bytes: OPT absent, present, present with DO."""
 
+_ECS = 8
+_ECS_FAMILY_BITS = {1: 32, 2: 128}
 _NO_RECORDS = bytes(6)
 _ONE_ADDITIONAL = b"\x00\x00\x00\x00\x00\x01"
 _QR = 0x80
@@ -61,6 +63,8 @@ class Query:
     """NO_EDNS, EDNS or EDNS_DO."""
     udp_size: int
     """The requestor's advertised UDP payload size (512 without EDNS)."""
+    options: tuple[int, int] = (0, 0)
+    """Start and end offsets of the OPT record's options in `data` (empty without EDNS)."""
 
 
 def parse_query(data: bytes) -> Query:
@@ -87,7 +91,7 @@ def parse_query(data: bytes) -> Query:
         raise Reject(FORMERR, data, HEADER, NO_EDNS)
     qtype = data[name_end] << 8 | data[name_end + 1]
     qclass = data[name_end + 2] << 8 | data[name_end + 3]
-    edns, udp_size = NO_EDNS, 512
+    edns, udp_size, options = NO_EDNS, 512, (0, 0)
     end = name_end + 4
     counts = data[6:HEADER]
     if counts == _NO_RECORDS:
@@ -104,17 +108,20 @@ def parse_query(data: bytes) -> Query:
         if data[end + 6]:  # EDNS version above 0 (RFC 6891 §6.1.3)
             raise Reject(BADVERS, data, end, edns)
         udp_size = max(data[end + 3] << 8 | data[end + 4], 512)
+        options = (end + 11, n)
     else:
-        edns, udp_size = _find_opt(data, end)
-    return Query(data, name_end, data[HEADER:name_end].lower(), qtype, qclass, edns, udp_size)
+        edns, udp_size, options = _find_opt(data, end)
+    return Query(
+        data, name_end, data[HEADER:name_end].lower(), qtype, qclass, edns, udp_size, options
+    )
 
 
-def _find_opt(data: bytes, pos: int) -> tuple[int, int]:
+def _find_opt(data: bytes, pos: int) -> tuple[int, int, tuple[int, int]]:
     """Walk answer, authority and additional records for the OPT; FORMERR on any flaw."""
     n = len(data)
     count = (data[6] << 8 | data[7]) + (data[8] << 8 | data[9]) + (data[10] << 8 | data[11])
     question_end = pos
-    found: tuple[int, int] | None = None
+    found: tuple[int, int, tuple[int, int]] | None = None
     version = 0
     for index in range(count):
         if pos >= n:
@@ -134,13 +141,13 @@ def _find_opt(data: bytes, pos: int) -> tuple[int, int]:
                 raise Reject(FORMERR, data, question_end, NO_EDNS)
             _check_options(data, pos, end, question_end)
             version = (ttl >> 16) & 0xFF
-            found = (EDNS_DO if ttl & _DO else EDNS, max(rclass, 512))
+            found = (EDNS_DO if ttl & _DO else EDNS, max(rclass, 512), (pos, end))
         pos = end
     # BADVERS only once the whole message is known well-formed: a second OPT or a broken
     # record later on is FORMERR (RFC 6891 §6.1.1), whatever the first OPT's version.
     if found is not None and version:  # EDNS version above 0 (RFC 6891 §6.1.3)
         raise Reject(BADVERS, data, question_end, found[0])
-    return found or (NO_EDNS, 512)
+    return found or (NO_EDNS, 512, (0, 0))
 
 
 def _skip_name(data: bytes, pos: int, question_end: int) -> int:
@@ -164,6 +171,34 @@ def _check_options(data: bytes, pos: int, end: int, question_end: int) -> None:
         if pos + 4 > end or pos + 4 + (data[pos + 2] << 8 | data[pos + 3]) > end:
             raise Reject(FORMERR, data, question_end, NO_EDNS)
         pos += 4 + (data[pos + 2] << 8 | data[pos + 3])
+
+
+def client_subnet(query: Query) -> tuple[bytes, bytes] | None:
+    """The query's EDNS Client Subnet (RFC 7871) as (the subnet's bytes, to key on; the
+    option to echo, its scope set to the whole source prefix), or None when it has none
+    or it is malformed (a malformed ECS is ignored rather than answered FORMERR)."""
+    data = query.data
+    pos, end = query.options
+    while pos + 4 <= end:
+        code = data[pos] << 8 | data[pos + 1]
+        length = data[pos + 2] << 8 | data[pos + 3]
+        body = data[pos + 4 : pos + 4 + length]
+        pos += 4 + length
+        if code != _ECS or length < 4:
+            continue
+        family, source = body[0] << 8 | body[1], body[2]
+        address = body[4:]
+        limit = _ECS_FAMILY_BITS.get(family)
+        if limit is None or source > limit or len(address) != (source + 7) // 8:
+            return None
+        echo = b"\x00\x08" + length.to_bytes(2, "big") + body[:3] + bytes((source,)) + address
+        return body[:3] + address, echo
+    return None
+
+
+def add_option(reply: bytes, option: bytes) -> bytes:
+    """`reply`, whose last record is our option-less OPT, with `option` put into it."""
+    return reply[:-2] + len(option).to_bytes(2, "big") + option
 
 
 def opt_record(edns: int, ext_rcode: int = 0) -> bytes:

@@ -38,11 +38,12 @@ def test_check_prints_ok_listen_and_a_line_per_zone_with_record_counts(tmp_path:
     ]
 
 
-def test_check_of_the_example_config_summarises_both_zones() -> None:
+def test_check_of_the_example_config_summarises_zones_and_pools() -> None:
     result = CliRunner().invoke(main, ["check", "--config", str(EXAMPLE)])
     assert result.exit_code == 0, result.output
-    assert "zone site.lan.: 8 names, 14 records (" in result.stdout
-    assert "CNAME=1" in result.stdout
+    assert "zone site.lan.: 11 names, 15 records (" in result.stdout
+    assert "CNAME=2" in result.stdout
+    assert "pool api.site.lan.: 2 members, policy all, checks tcp" in result.stdout
     assert "zone 0.0.127.in-addr.arpa.: 6 names, 7 records (NS=1 SOA=1 PTR=5)" in result.stdout
 
 

@@ -380,3 +380,36 @@ def test_limit_with_edns_over_udp_is_min_of_advertised_and_1232(
 @pytest.mark.parametrize("additional", [b"", opt(size=512)])
 def test_limit_over_tcp_is_65535(additional: bytes) -> None:
     assert wire.limit(parsed(additional, 1 if additional else 0), tcp=True) == 65535
+
+
+def ecs_option(family: int, source: int, address: bytes, scope: int = 0) -> bytes:
+    body = struct.pack("!HBB", family, source, scope) + address
+    return struct.pack("!HH", 8, len(body)) + body
+
+
+def test_client_subnet_is_read_from_the_opt_and_echoed_with_full_scope() -> None:
+    options = struct.pack("!HH", 10, 8) + b"cookie!!" + ecs_option(1, 24, bytes((192, 0, 2)))
+    query = wire.parse_query(header(ar=1) + QUESTION + opt(options=options))
+    key, echo = wire.client_subnet(query)
+    assert key == b"\x00\x01\x18" + bytes((192, 0, 2))
+    assert echo == ecs_option(1, 24, bytes((192, 0, 2)), scope=24)
+
+
+def test_client_subnet_is_none_without_ecs_or_with_a_malformed_one() -> None:
+    plain = wire.parse_query(header(ar=1) + QUESTION + opt())
+    assert wire.client_subnet(plain) is None
+    too_long = ecs_option(1, 8, bytes((10, 0)))  # 2 address bytes for an 8-bit prefix
+    bad = wire.parse_query(header(ar=1) + QUESTION + opt(options=too_long))
+    assert wire.client_subnet(bad) is None
+    unknown_family = ecs_option(3, 8, bytes((10,)))
+    bad = wire.parse_query(header(ar=1) + QUESTION + opt(options=unknown_family))
+    assert wire.client_subnet(bad) is None
+
+
+def test_add_option_puts_the_option_into_the_trailing_opt() -> None:
+    reply = header(flags=0x8400, ar=1) + QUESTION + wire.opt_record(wire.EDNS)
+    option = ecs_option(1, 24, bytes((192, 0, 2)), scope=24)
+    patched = wire.add_option(reply, option)
+    assert patched[: len(reply) - 2] == reply[:-2]
+    assert struct.unpack("!H", patched[len(reply) - 2 : len(reply)])[0] == len(option)
+    assert patched.endswith(option)
