@@ -1,13 +1,17 @@
-"""The query pipeline: bytes in → parse → compiled answer → bytes out.
+"""The query pipeline: bytes in → parse → compiled answer, cache or forwarder → bytes out.
 
-Transport-agnostic and synchronous: listeners call `QueryHandler.respond` for each message and
-send whatever it returns. Every reply is built from bytes prepared before the query arrived.
+Transport-agnostic: listeners call `QueryHandler.respond` for each message and send whatever
+it returns, at once when it is bytes, when done when it is a future (a forwarded question).
+Authoritative and cached replies are built from bytes prepared before the query arrived.
 """
 
 from __future__ import annotations
 
+import asyncio
+
 from edgedns import wire
 from edgedns.answers import AnswerTable, PoolEntry
+from edgedns.forward import Forwarder
 
 # Plain ints: dnslib's QTYPE/CLASS attribute lookups cost more than the rest of a query.
 _IN = 1
@@ -15,12 +19,15 @@ _IXFR, _AXFR = 251, 252
 
 
 class QueryHandler:
-    def __init__(self, answers: AnswerTable) -> None:
+    def __init__(self, answers: AnswerTable, forwarder: Forwarder | None = None) -> None:
         self.answers = answers
+        self.forwarder = forwarder
 
-    def respond(self, data: bytes, tcp: bool, client: str) -> bytes | None:
-        """The reply to one DNS message from `client` (its address), or None when it
-        deserves none."""
+    def respond(
+        self, data: bytes, tcp: bool, client: str
+    ) -> bytes | asyncio.Future[bytes] | None:
+        """The reply to one DNS message from `client` (its address): bytes, a future of
+        them for a forwarded question not in the cache, or None when it deserves none."""
         try:
             query = wire.parse_query(data)
         except wire.Drop:
@@ -34,7 +41,10 @@ class QueryHandler:
             return self._error(query, rcode)
         entry = self.answers.lookup(query.qname, qtype)
         if entry is None:
-            return self._error(query, wire.REFUSED)
+            forwarder = self.forwarder
+            if forwarder is None or not forwarder.allows(client):
+                return self._error(query, wire.REFUSED)
+            return forwarder.answer(query, tcp)
         echo = None
         if entry.__class__ is PoolEntry:
             key = client.encode()

@@ -73,11 +73,24 @@ class UdpListener:
             except Exception:  # a bug must cost one query, never the listener
                 log.exception("query handling failed")
                 continue
-            if reply is not None:
+            if reply.__class__ is bytes:
                 try:
                     sendto(reply, addr)
                 except OSError:
                     self.dropped_replies += 1
+            elif reply is not None:
+                reply.add_done_callback(lambda done, addr=addr: self._send_later(done, addr))
+
+    def _send_later(self, done: asyncio.Future[bytes], addr) -> None:
+        if done.cancelled() or self.sock.fileno() < 0:
+            return
+        if done.exception() is not None:
+            log.error("forwarded query failed", exc_info=done.exception())
+            return
+        try:
+            self.sock.sendto(done.result(), addr)
+        except OSError:
+            self.dropped_replies += 1
 
 
 class TcpConnections:
@@ -147,11 +160,27 @@ class DnsStreamProtocol(asyncio.Protocol):
             except Exception:
                 log.exception("query handling failed")
                 reply = None
-            if reply is not None:
+            if reply.__class__ is bytes:
                 replies.append(len(reply).to_bytes(2, "big") + reply)
-        if replies and self.transport is not None:
-            self.transport.write(b"".join(replies))
+            elif reply is not None:
+                # Forwarded: sent when it comes, possibly after later queries' (RFC 7766 §7).
+                reply.add_done_callback(self._send_later)
+        if replies:
+            self._send(b"".join(replies))
+
+    def _send(self, framed: bytes) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(framed)
             self._arm_idle()
+
+    def _send_later(self, done: asyncio.Future[bytes]) -> None:
+        if done.cancelled():
+            return
+        if done.exception() is not None:
+            log.error("forwarded query failed", exc_info=done.exception())
+            return
+        reply = done.result()
+        self._send(len(reply).to_bytes(2, "big") + reply)
 
     def eof_received(self) -> bool:
         return False  # close once replies are flushed

@@ -130,7 +130,8 @@ class PoolSet:
         self.clock = clock
         self.health: dict[Target, Health] = {}
         self._users: dict[Target, set[Name]] = {}
-        self._primary: dict[tuple[Name, int], tuple[str, ...]] = {}
+        self._serving: dict[tuple[Name, int], int] = {}
+        """failover: the priority answered last, per (pool, IP version), for preempt false."""
         for pool in self.pools.values():
             for member in pool.members:
                 target = member.target
@@ -179,21 +180,24 @@ class PoolSet:
                 return NODATA
             healthy = members  # serve_all: better a maybe-dead address than none
         if pool.policy == "all":
-            return Selection((tuple(m.address for m in healthy),))
+            return Selection((tuple(m.address for m in healthy)[: pool.count],))
         if pool.policy == "failover":
             return self._failover(pool, version, healthy)
         return _rotations(pool, healthy)
 
     def _failover(self, pool: PoolSpec, version: int, healthy: list[Member]) -> Selection:
         top = max(m.priority for m in healthy)
+        key = (pool.name, version)
+        serving = self._serving.get(key)
+        if not pool.preempt and serving is not None and any(
+            m.priority == serving for m in healthy
+        ):
+            # keepalived's nopreempt: stay with the serving priority while any of its members
+            # is healthy; members of that same priority that come back rejoin it.
+            top = serving
+        self._serving[key] = top
         chosen = tuple(m.address for m in healthy if m.priority == top)
-        if not pool.preempt:
-            # keepalived's nopreempt: stay with the serving primaries while any is healthy.
-            alive = {m.address for m in healthy}
-            kept = tuple(a for a in self._primary.get((pool.name, version), ()) if a in alive)
-            chosen = kept or chosen
-        self._primary[(pool.name, version)] = chosen
-        return Selection((chosen[: pool.count] if pool.count else chosen,))
+        return Selection((chosen[: pool.count],))
 
 
 def _rotations(pool: PoolSpec, healthy: list[Member]) -> Selection:

@@ -17,8 +17,10 @@ import signal
 import socket
 
 from edgedns.answers import AnswerTable
+from edgedns.cache import Cache
 from edgedns.catalog import Catalog
 from edgedns.config import Config, Endpoint
+from edgedns.forward import Forwarder
 from edgedns.handler import QueryHandler
 from edgedns.health.checks import ProbeResult, Target
 from edgedns.health.icmp import IcmpProber
@@ -37,7 +39,10 @@ def build_handler(config: Config, pools: PoolSet | None = None) -> QueryHandler:
     """The query pipeline for `config`, answering pools from `pools` (all members up when
     omitted, as before their first probes)."""
     catalog = Catalog({zone.origin: zone for zone in config.zones})
-    return QueryHandler(AnswerTable(catalog, pools or PoolSet(config.pools)))
+    forwarder = None
+    if config.forward is not None:
+        forwarder = Forwarder(config.forward, Cache(config.cache))
+    return QueryHandler(AnswerTable(catalog, pools or PoolSet(config.pools)), forwarder)
 
 
 class Server:
@@ -119,6 +124,8 @@ class Server:
     async def stop(self) -> None:
         loop = asyncio.get_running_loop()
         await self.scheduler.stop()
+        if self.handler.forwarder is not None:
+            await self.handler.forwarder.close()
         if self._icmp is not None:
             self._icmp.close(loop)
             self._icmp = None

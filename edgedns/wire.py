@@ -30,6 +30,7 @@ _QR = 0x80
 _TC = 0x02
 _RD = 0x01
 _CD = 0x10
+_RA = 0x80
 _DO = 0x8000
 
 
@@ -252,3 +253,103 @@ def limit(query: Query, tcp: bool) -> int:
     if query.edns == NO_EDNS:
         return 512
     return min(query.udp_size, MAX_UDP)
+
+
+class BadReply(Exception):
+    """An upstream message that is not a well-formed reply to the question we sent."""
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamReply:
+    """An upstream's reply, ready to relay and to cache."""
+
+    body: bytes
+    """The reply without its OPT record, ID zeroed, RD clear (`patch` sets the client's), RA
+    set."""
+    ttl_offsets: tuple[int, ...]
+    """Offsets in `body` of every record's TTL field."""
+    rcode: int
+    truncated: bool
+    cache_ttl: int | None
+    """Seconds it may be cached: its smallest TTL; for NXDOMAIN/NODATA min(SOA TTL, SOA
+    minimum) (RFC 2308 §5); None when it must not be (truncated, errors, no SOA)."""
+
+
+def parse_upstream_reply(data: bytes, sent_id: bytes, question: bytes) -> UpstreamReply:
+    """Check that `data` answers our query (ID `sent_id`, lowercased `question` section) and
+    split it for relaying. Raises `BadReply`; an unmatched message may be a spoofing try."""
+    n = len(data)
+    qend = HEADER + len(question)
+    if n < qend or data[:2] != sent_id or not data[2] & _QR or data[4:6] != b"\x00\x01":
+        raise BadReply("not a reply to our query")
+    if data[HEADER : qend - 4].lower() != question[:-4] or data[qend - 4 : qend] != question[-4:]:
+        raise BadReply("reply to another question")
+    answers = data[6] << 8 | data[7]
+    authorities = data[8] << 8 | data[9]
+    count = answers + authorities + (data[10] << 8 | data[11])
+    pos = qend
+    offsets: list[int] = []
+    ttls: list[int] = []
+    negative_ttl: int | None = None
+    opt_at = None
+    for index in range(count):
+        if pos >= n or opt_at is not None:
+            raise BadReply("truncated message, or records after the OPT")
+        start = pos
+        try:
+            pos = _skip_name(data, pos, qend)
+        except Reject:
+            raise BadReply("bad owner name") from None
+        if pos + 10 > n:
+            raise BadReply("truncated record")
+        rtype, _, ttl, rdlen = struct.unpack_from("!HHIH", data, pos)
+        if pos + 10 + rdlen > n:
+            raise BadReply("truncated record data")
+        if rtype == OPT:
+            opt_at = start
+        else:
+            offsets.append(pos + 4)
+            ttls.append(ttl)
+            if rtype == 6 and answers <= index < answers + authorities and rdlen >= 20:
+                minimum = struct.unpack_from("!I", data, pos + 10 + rdlen - 4)[0]
+                negative_ttl = min(ttl, minimum)
+        pos += 10 + rdlen
+    rcode = data[3] & 0x0F
+    truncated = bool(data[2] & _TC)
+    body = bytearray(data[:opt_at] if opt_at is not None else data)
+    body[0:2] = b"\x00\x00"
+    body[2] &= ~_RD & 0xFF
+    body[3] |= _RA  # we recurse for the client, whatever the upstream is
+    if opt_at is not None:
+        arcount = (data[10] << 8 | data[11]) - 1
+        body[10:12] = arcount.to_bytes(2, "big")
+    if truncated or rcode not in (NOERROR, NXDOMAIN):
+        cache_ttl = None
+    elif rcode == NOERROR and answers:
+        cache_ttl = min(ttls)
+    else:
+        cache_ttl = negative_ttl
+    return UpstreamReply(bytes(body), tuple(offsets), rcode, truncated, cache_ttl)
+
+
+def make_query(ident: bytes, question: bytes, edns: int, cd: bool) -> bytes:
+    """A recursive query for `question` (name, type, class in wire form) with our OPT."""
+    flags = bytes((_RD, _CD if cd else 0))
+    arcount = b"\x00\x00" if edns == NO_EDNS else b"\x00\x01"
+    head = ident + flags + b"\x00\x01\x00\x00\x00\x00" + arcount
+    return head + question + (opt_record(edns) if edns != NO_EDNS else b"")
+
+
+def relay(body: bytes, query: Query, tcp: bool) -> bytes:
+    """A forwarded or cached `body` (no OPT) as the reply to `query`: our OPT added when it
+    has EDNS, cut to the TC stub when too large for it, then `patch`ed."""
+    message = with_opt(body, query.edns)
+    if len(message) > limit(query, tcp):
+        message = with_opt(truncated(body, query.name_end + 4), query.edns)
+    return patch(message, query)
+
+
+def servfail(query: Query) -> bytes:
+    """SERVFAIL for a query we tried to forward, with RA set: we do offer recursion."""
+    reply = error_reply(Reject(SERVFAIL, query.data, query.name_end + 4, query.edns))
+    return reply[:3] + bytes((reply[3] | _RA,)) + reply[4:]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 CHECK_TYPES = ("icmp", "tcp", "http", "https", "none")
@@ -79,3 +80,11 @@ class ProbeResult:
     """Why, in a few words: "echo reply", "connection refused", "status 503", "timeout"."""
     rtt: float | None = None
     """Seconds from sending to the verdict, when the target answered at all."""
+
+
+def os_reason(exc: OSError) -> str:
+    """The OS's words for a socket error ("Connection refused"), alike on every event loop:
+    the stdlib loop words a refused connect "Connect call failed ('127.0.0.1', 80)"."""
+    if exc.errno:
+        return os.strerror(exc.errno)
+    return exc.strerror or str(exc) or type(exc).__name__

@@ -10,7 +10,7 @@ import asyncio
 import ssl
 import time
 
-from edgedns.health.checks import ProbeResult, Target
+from edgedns.health.checks import ProbeResult, Target, os_reason
 
 MAX_BODY = 64 * 1024
 """Body bytes read for `expect_body`; a check never reads an unbounded response."""
@@ -83,7 +83,7 @@ async def _read_body(reader: asyncio.StreamReader) -> bytes:
     return body
 
 
-def _why(exc: BaseException) -> str:
+def _why(exc: OSError) -> str:
     if isinstance(exc, ssl.SSLError):
         return f"TLS: {exc.reason or exc}"
-    return getattr(exc, "strerror", None) or type(exc).__name__
+    return os_reason(exc)

@@ -43,6 +43,8 @@ class Scheduler:
         self.probes_started = 0
         self._targets: set[Target] = set()
         self._fresh: set[Target] = set()
+        self._inflight: set[Target] = set()
+        """Targets taken off the heap whose probe has not finished; it reschedules them."""
         self._heap: list[tuple[float, int, Target]] = []
         self._order = itertools.count()
         self._wake = asyncio.Event()
@@ -57,7 +59,8 @@ class Scheduler:
         wanted = set(targets)
         now = self.clock()
         for target in wanted - self._targets:
-            heapq.heappush(self._heap, (now, next(self._order), target))
+            if target not in self._inflight:  # else its running probe reschedules it: no overlap
+                heapq.heappush(self._heap, (now, next(self._order), target))
             self._fresh.add(target)
         self._targets = wanted
         self._fresh &= wanted
@@ -83,6 +86,7 @@ class Scheduler:
             now = self.clock()
             while self._heap and self._heap[0][0] <= now:
                 due, _, target = heapq.heappop(self._heap)
+                self._inflight.add(target)
                 await self._slots.acquire()
                 self.max_lateness = max(self.max_lateness, self.clock() - due)
                 self.probes_started += 1
@@ -107,6 +111,7 @@ class Scheduler:
                 result = ProbeResult(False, f"probe error: {exc}")
         finally:
             self._slots.release()
+            self._inflight.discard(target)
         if target in self._targets:
             self.on_result(target, result)
             # The first follow-up comes at a random phase, spreading targets added together.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from edgedns.health.checks import ProbeResult, Target
+from edgedns.health.checks import ProbeResult, Target, os_reason
 
 
 async def probe(target: Target) -> ProbeResult:
@@ -14,7 +14,7 @@ async def probe(target: Target) -> ProbeResult:
     try:
         _, writer = await asyncio.open_connection(target.address, target.port)
     except OSError as exc:
-        return ProbeResult(False, exc.strerror or type(exc).__name__, time.monotonic() - start)
+        return ProbeResult(False, os_reason(exc), time.monotonic() - start)
     rtt = time.monotonic() - start
     writer.transport.abort()  # no FIN handshake to wait for: the verdict is in
     return ProbeResult(True, "connected", rtt)
