@@ -15,8 +15,8 @@ a referral cannot do without, RFC 9471).
 
 from __future__ import annotations
 
+import hashlib
 import random
-import zlib
 from bisect import bisect
 from collections import OrderedDict
 from collections.abc import Iterable
@@ -32,13 +32,25 @@ from edgedns.zone import Outcome, RRset, Section
 
 Forms = tuple[bytes, bytes, bytes]
 """(full, without optional additional, truncated stub)."""
-Entry = tuple[Forms, Forms, Forms]
-"""Forms indexed by wire.NO_EDNS, wire.EDNS, wire.EDNS_DO."""
+Entry = tuple[Forms, Forms, Forms, str]
+"""Forms indexed by wire.NO_EDNS, wire.EDNS, wire.EDNS_DO; then the zone's name (metrics)."""
 Key = tuple[bytes, int]
 
 DEFAULT_CACHE = 20_000
 _PRECOMPILED_EXTRA = (QTYPE.A, QTYPE.AAAA, QTYPE.ANY)
 """Types compiled for every name even when absent, since clients ask them most."""
+
+
+def _hash64(data: bytes) -> int:
+    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "big")
+
+
+def _mix64(x: int) -> int:
+    """splitmix64's finalizer: every input bit flips about half the output bits, so scores
+    of one client under different members are independent (CRC32, XOR-linear, is not)."""
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & 0xFFFFFFFFFFFFFFFF
+    return x ^ (x >> 31)
 
 
 class PoolEntry:
@@ -51,7 +63,7 @@ class PoolEntry:
         self.entries = entries
         self.chooser = selection.chooser
         self.weights = selection.weights
-        self.hash_keys = [variant[0].encode() for variant in selection.variants]
+        self.hash_keys = [_hash64(variant[0].encode()) for variant in selection.variants]
         self._turn = -1
 
     def pick(self, client: bytes) -> Entry:
@@ -65,9 +77,10 @@ class PoolEntry:
             return self.entries[random.randrange(len(self.entries))]
         if chooser == "weighted":
             return self.entries[bisect(self.weights, random.random() * self.weights[-1])]
-        # hash: rendezvous hashing keeps each client on one member while it stays healthy.
-        seed = zlib.crc32(client)
-        scores = [zlib.crc32(key, seed) for key in self.hash_keys]
+        # hash: rendezvous hashing keeps each client on one member while it stays healthy,
+        # and spreads a failed member's clients evenly over the others.
+        seed = _hash64(client)
+        scores = [_mix64(seed ^ key) for key in self.hash_keys]
         return self.entries[scores.index(max(scores))]
 
 
@@ -122,17 +135,20 @@ class AnswerTable:
 
     def _compile(self, qname: Name, qtype: int) -> Entry | PoolEntry:
         outcome = self.catalog.resolve(qname, qtype)
-        assert outcome is not None
+        zone = self.catalog.zone_for(qname)
+        assert outcome is not None and zone is not None
+        label = names.to_text(zone.origin)
         pooled = next((s for s in outcome.answer if s.rrset.pool), None)
         if pooled is None:
-            return compile_outcome(qname, qtype, outcome)
+            return compile_outcome(qname, qtype, outcome, label)
         pool = pooled.rrset
         self._dependents.setdefault(pool.name, set()).add((names.to_wire(qname), qtype))
         selection = self.pools.selection(pool.name, 4 if pool.rtype == QTYPE.A else 6)
         if selection.servfail:
-            return compile_outcome(qname, qtype, Outcome(RCODE.SERVFAIL, authoritative=False))
+            servfail = Outcome(RCODE.SERVFAIL, authoritative=False)
+            return compile_outcome(qname, qtype, servfail, label)
         entries = [
-            compile_outcome(qname, qtype, self._with_addresses(outcome, pooled, addresses))
+            compile_outcome(qname, qtype, self._with_addresses(outcome, pooled, addresses), label)
             for addresses in selection.variants
         ]
         return entries[0] if len(entries) == 1 else PoolEntry(entries, selection)
@@ -153,7 +169,7 @@ class AnswerTable:
         return replace(outcome, answer=[*answer, Section(pooled.owner, rrset)])
 
 
-def compile_outcome(qname: Name, qtype: int, outcome: Outcome) -> Entry:
+def compile_outcome(qname: Name, qtype: int, outcome: Outcome, zone: str) -> Entry:
     """Pack `outcome` as the reply to (`qname`, `qtype`, IN) in all its forms."""
     full = _pack(qname, qtype, outcome, outcome.authority, outcome.additional)
     authority = [] if outcome.optional_authority else outcome.authority
@@ -164,10 +180,11 @@ def compile_outcome(qname: Name, qtype: int, outcome: Outcome) -> Entry:
         reduced = _pack(qname, qtype, outcome, authority, required)
     question_end = wire.HEADER + names.wire_length(qname) + 4
     stub = wire.truncated(full, question_end)
-    return tuple(
+    forms = [
         (wire.with_opt(full, e), wire.with_opt(reduced, e), wire.with_opt(stub, e))
         for e in (wire.NO_EDNS, wire.EDNS, wire.EDNS_DO)
-    )  # type: ignore[return-value]
+    ]
+    return (*forms, zone)  # type: ignore[return-value]
 
 
 def _pack(

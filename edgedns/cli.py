@@ -13,6 +13,7 @@ from dnslib import QTYPE
 
 from edgedns import __version__, names, server
 from edgedns import config as config_mod
+from edgedns.health.icmp import IcmpUnavailable
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
@@ -44,8 +45,8 @@ def serve(config_path: str, listen: tuple[str, ...], log_level: str) -> None:
     )
     cfg = _load(config_path, listen)
     try:
-        server.run(cfg)
-    except OSError as exc:
+        server.run(cfg, listen)
+    except (OSError, IcmpUnavailable) as exc:
         raise click.ClickException(f"cannot serve: {exc}") from None
 
 

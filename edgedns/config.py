@@ -55,6 +55,14 @@ class TcpSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class AdminSettings:
+    listen: Endpoint | None = Endpoint("127.0.0.1", 9153)
+    """Where /metrics, /health, /ready and /status are served; None: nowhere."""
+    token: str | None = None
+    """When set, every request needs ``Authorization: Bearer <token>``."""
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     source: Path
     listen: tuple[Endpoint, ...]
@@ -64,6 +72,15 @@ class Config:
     forward: ForwardSettings | None = None
     """None: names outside our zones are REFUSED."""
     cache: CacheSettings = CacheSettings()
+    admin: AdminSettings = AdminSettings()
+    reload_interval: float = 3.0
+    """Seconds between checks of the config and zone files for changes; 0: only on SIGHUP."""
+    query_log: bool = False
+    """One log line per query (logger ``edgedns.querylog``)."""
+    shutdown_timeout: float = 5.0
+    """Seconds SIGTERM waits for in-flight queries before exiting anyway."""
+    files: tuple[Path, ...] = ()
+    """Every file the config was read from: itself, zone files, the DoT CA file."""
 
 
 DEFAULT_LISTEN = ("127.0.0.1:5353",)
@@ -79,6 +96,9 @@ FORWARD_KEYS = ("upstreams", "policy", "timeout", "max_fails", "health_check", "
                 "allow", "zones", "tls_ca")
 ROUTE_KEYS = ("upstreams", "policy", "timeout")
 CACHE_KEYS = ("size", "min_ttl", "max_ttl", "serve_stale")
+TOP_KEYS = ("listen", "tcp", "defaults", "zones", "forward", "cache", "admin", "reload_interval",
+            "query_log", "shutdown_timeout")
+ADMIN_KEYS = ("listen", "token")
 SOA_DEFAULTS = {"serial": 1, "refresh": 3600, "retry": 600, "expire": 86400, "minimum": 30}
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)?")
 _DURATION_UNITS = {None: 1.0, "ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -195,7 +215,8 @@ class _Parser:
             raise self.error(path, str(exc)) from None
 
     def config(self, raw: Any, listen_override: tuple[str, ...]) -> Config:
-        top = self.mapping(raw, "", ("listen", "tcp", "defaults", "zones", "forward", "cache"))
+        top = self.mapping(raw, "", TOP_KEYS)
+        self.files: list[Path] = [self.source]
         defaults = self.mapping(top.get("defaults", {}), "defaults", ("check",))
         self.default_check = self.check(defaults.get("check", {}), "defaults.check", CheckSpec())
         self.pools: list[PoolSpec] = []
@@ -216,8 +237,35 @@ class _Parser:
         if len(set(apexes)) != len(apexes):
             raise self.error("zones", "the same zone is listed twice")
         forward = self.forward(top["forward"], "forward") if "forward" in top else None
-        return Config(self.source, listen, self.tcp(top.get("tcp", {})), zones, tuple(self.pools),
-                      forward, self.cache(top.get("cache", {}), "cache"))
+        defaults = Config(self.source, (), TcpSettings(), ())
+        return Config(
+            self.source, listen, self.tcp(top.get("tcp", {})), zones, tuple(self.pools),
+            forward, self.cache(top.get("cache", {}), "cache"),
+            self.admin(top["admin"], "admin") if "admin" in top else defaults.admin,
+            self.convert(top.get("reload_interval", defaults.reload_interval),
+                         "reload_interval", parse_duration),
+            self.boolean(top.get("query_log", defaults.query_log), "query_log"),
+            self.convert(top.get("shutdown_timeout", defaults.shutdown_timeout),
+                         "shutdown_timeout", parse_duration),
+            tuple(self.files),
+        )
+
+    def admin(self, raw: Any, path: str) -> AdminSettings:
+        if raw is None or raw is False:
+            return AdminSettings(None)
+        if isinstance(raw, str):
+            raw = {"listen": raw}
+        raw = self.mapping(raw, path, ADMIN_KEYS)
+        listen = AdminSettings().listen
+        if "listen" in raw:
+            listen = self.convert(raw["listen"], f"{path}.listen",
+                                  lambda v: parse_endpoint(v, 9153))
+        token = None
+        if "token" in raw:
+            token = str(raw["token"])
+            if len(token) < 16:
+                raise self.error(f"{path}.token", "must be at least 16 characters")
+        return AdminSettings(listen, token)
 
     def forward(self, raw: Any, path: str) -> ForwardSettings:
         raw = self.mapping(raw, path, FORWARD_KEYS)
@@ -240,6 +288,7 @@ class _Parser:
         tls_ca = None
         if "tls_ca" in raw:
             tls_ca = str(self.source.parent / str(raw["tls_ca"]))
+            self.files.append(Path(tls_ca))
             if not Path(tls_ca).is_file():
                 raise self.error(f"{path}.tls_ca", f"{tls_ca} is not a readable file")
         return ForwardSettings(
@@ -451,6 +500,7 @@ class _Parser:
         return value
 
     def zone_file(self, file: Path, origin: names.Name, ttl: int, path: str) -> list[Record]:
+        self.files.append(file)
         try:
             return zonefile.load(file, origin, ttl)
         except OSError as exc:

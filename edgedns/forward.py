@@ -87,6 +87,11 @@ class _State:
         self.fails = 0
         self.down = False
         self.probe: asyncio.Task[None] | None = None
+        self.results: dict[str, int] = {}
+        """Attempts by outcome: ok, timeout, error, bad_reply (for metrics)."""
+
+    def count(self, result: str) -> None:
+        self.results[result] = self.results.get(result, 0) + 1
 
 
 class Forwarder:
@@ -152,6 +157,16 @@ class Forwarder:
             return wire.relay(stale, query, tcp)
         return wire.servfail(query)
 
+    def states(self) -> list[_State]:
+        """Every upstream's health, for status and metrics."""
+        return list(self._states.values())
+
+    async def drain(self, timeout: float) -> None:
+        """Wait (at most `timeout` seconds) until no question waits on an upstream."""
+        pending = [f for f in self._inflight.values() if not f.done()]
+        if pending:
+            await asyncio.wait(pending, timeout=timeout)
+
     async def close(self) -> None:
         for state in self._states.values():
             if state.probe is not None:
@@ -213,11 +228,18 @@ class Forwarder:
             except (asyncio.TimeoutError, OSError, ssl.SSLError, wire.BadReply) as exc:
                 self._failed(state, exc)
                 continue
+            state.count("ok")
             self._succeeded(state)
             return reply
         return None
 
     def _failed(self, state: _State, exc: BaseException) -> None:
+        if isinstance(exc, asyncio.TimeoutError):
+            state.count("timeout")
+        elif isinstance(exc, wire.BadReply):
+            state.count("bad_reply")
+        else:
+            state.count("error")
         state.fails += 1
         if state.fails >= self.settings.max_fails and not state.down:
             state.down = True

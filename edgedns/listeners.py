@@ -53,9 +53,14 @@ class UdpListener:
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         loop.add_reader(self.sock.fileno(), self._readable)
 
-    def close(self, loop: asyncio.AbstractEventLoop) -> None:
+    def pause(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Stop reading queries; replies still pending can still be sent."""
         loop.remove_reader(self.sock.fileno())
-        self.sock.close()
+
+    def close(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self.sock.fileno() >= 0:
+            loop.remove_reader(self.sock.fileno())
+            self.sock.close()
 
     def _readable(self) -> None:
         recvfrom = self.sock.recvfrom

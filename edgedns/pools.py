@@ -125,19 +125,32 @@ class Health:
 class PoolSet:
     """Health and selections of every pool served."""
 
-    def __init__(self, pools: Iterable[PoolSpec], clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        pools: Iterable[PoolSpec],
+        clock: Callable[[], float] = time.time,
+        previous: PoolSet | None = None,
+    ) -> None:
+        """`previous` (the set a reload replaces) hands over the health of every check
+        target that is unchanged, so a reload never restarts or flaps a known member."""
         self.pools = {pool.name: pool for pool in pools}
         self.clock = clock
         self.health: dict[Target, Health] = {}
         self._users: dict[Target, set[Name]] = {}
         self._serving: dict[tuple[Name, int], int] = {}
         """failover: the priority answered last, per (pool, IP version), for preempt false."""
+        known = previous.health if previous is not None else {}
         for pool in self.pools.values():
             for member in pool.members:
                 target = member.target
                 if target is not None:
-                    self.health.setdefault(target, Health())
+                    self.health.setdefault(target, known.get(target) or Health())
                     self._users.setdefault(target, set()).add(pool.name)
+        if previous is not None:
+            self._serving = {
+                key: priority for key, priority in previous._serving.items()
+                if key[0] in self.pools
+            }
 
     def targets(self) -> set[Target]:
         return set(self.health)

@@ -306,6 +306,8 @@ def parse_upstream_reply(data: bytes, sent_id: bytes, question: bytes) -> Upstre
         if pos + 10 + rdlen > n:
             raise BadReply("truncated record data")
         if rtype == OPT:
+            if index < answers + authorities:
+                raise BadReply("OPT outside the additional section")
             opt_at = start
         else:
             offsets.append(pos + 4)

@@ -8,6 +8,7 @@ TCP), and returns a `RunningServer` with `.query()` helpers. Servers stop at tes
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import textwrap
 import threading
@@ -30,7 +31,11 @@ needs_root = pytest.mark.skipif(
 class RunningServer:
     def __init__(self, cfg: config_mod.Config) -> None:
         self.loop = asyncio.new_event_loop()
-        self.server = Server(cfg)
+        if cfg.admin == config_mod.AdminSettings():
+            # The default admin port would clash between servers; tests get a free one.
+            loopback = config_mod.Endpoint("127.0.0.1", 0)
+            cfg = dataclasses.replace(cfg, admin=config_mod.AdminSettings(loopback))
+        self.server = Server(cfg, ("127.0.0.1:0",))
         started = threading.Event()
         failure: list[BaseException] = []
 

@@ -143,7 +143,10 @@ def test_empty_config_needs_a_zone(error) -> None:
 def test_unknown_top_level_key_lists_the_allowed_keys(error) -> None:
     exc = error("zone: {site.lan: {}}\n")
     assert exc.path == "zone"
-    assert exc.message == "unknown key (allowed: listen, tcp, defaults, zones, forward, cache)"
+    assert exc.message == (
+        "unknown key (allowed: listen, tcp, defaults, zones, forward, cache, admin, "
+        "reload_interval, query_log, shutdown_timeout)"
+    )
 
 
 # --- listen -----------------------------------------------------------------------------------

@@ -92,14 +92,19 @@ class IcmpProber:
                     raise IcmpUnavailable(f"cannot open an ICMPv{version} socket: {exc}") from None
                 sock.blocking = False
                 families[version] = _Family(sock, version, privileged)
-                log.info("ICMPv%d checks use a %s socket", version,
-                         "raw" if privileged else "unprivileged ping")
+                log.info("ICMPv%d checks use %s socket", version,
+                         "a raw" if privileged else "an unprivileged ping")
                 break
             else:
                 for family in families.values():
                     family.sock.close()
                 raise IcmpUnavailable(_FIX)
         return cls(families)
+
+    @property
+    def versions(self) -> set[int]:
+        """The IP versions this prober has sockets for."""
+        return set(self._families)
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         for family in self._families.values():

@@ -1,0 +1,291 @@
+#!/usr/bin/env python3
+"""Failover time of edgedns pools at the default check settings, with real hosts.
+
+Usage (root: it builds network namespaces and edgedns needs a raw ICMP socket; iproute2):
+
+    sudo python3 bench/failover.py                  # 5 trials per check type, ~1.5 min
+    sudo python3 bench/failover.py --repeats 10 --seed 1 --json failover.json
+
+What one run does:
+
+1. builds 4 test hosts with tests/netns.py: network namespaces joined to the root namespace
+   by veth pairs on /30s from 198.18.0.0/15 (no traffic leaves the machine); two hosts form
+   an ICMP-checked pool, two run a TCP listener and form a TCP-checked pool;
+2. starts `python3 -m edgedns serve -c FILE --listen 127.0.0.1:PORT` on a free port with a
+   config that leaves every check setting at its default (interval 1 s, timeout 500 ms,
+   fall 2, rise 2), and waits until both pools answer both members;
+3. per check type, --repeats trials, each on one of the pool's two hosts in turn: wait a
+   random fraction of the interval (so failures land at random phases of the probe
+   schedule), fail the host (ICMP: net.ipv4.icmp_echo_ignore_all=1 in its namespace; TCP:
+   kill its listener), poll the pool's A record with dnspython every 20 ms until the host's
+   address is gone ("time to vanish"); wait a random phase again, recover the host and poll
+   until the address is back ("time to return"); times run from the instant of the change;
+4. prints min/median/max of both times per check type against the promised bounds,
+   interval × fall + timeout + 0.2 s = 2.7 s and interval × rise + timeout + 0.2 s = 2.7 s
+   (the 0.2 s is scheduling slack), and exits 1 when any trial exceeded its bound.
+
+Expected at the defaults: ICMP vanish in (interval + timeout, 2 × interval + timeout] =
+(1.5, 2.5] s (a silent host costs a timeout per probe), TCP vanish in (1, 2] s (a closed port
+is refused at once), return in (1, 2] s for both.
+
+Bounded: each poll gives up 3 s past its bound, the whole run aborts after --max-seconds
+(300), and the server and namespaces are removed on exit, on errors, on Ctrl-C and SIGTERM.
+Only the standard library and dnspython are used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import random
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import dns.exception
+import dns.message
+import dns.query
+import dns.rdatatype
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+from tests.netns import Host, NetnsLab, available  # noqa: E402
+
+INTERVAL, TIMEOUT, FALL, RISE = 1.0, 0.5, 2, 2  # edgedns's defaults; the config sets none
+SLACK = 0.2
+VANISH_BOUND = INTERVAL * FALL + TIMEOUT + SLACK
+RETURN_BOUND = INTERVAL * RISE + TIMEOUT + SLACK
+POLL = 0.02
+GIVE_UP = 3.0
+"""A poll stops this long past its bound (the trial is then reported as a miss)."""
+PORT = 8080
+ZONE = "pool.lan"
+
+
+class Deadline(Exception):
+    pass
+
+
+def config_text(icmp: list[Host], tcp: list[Host]) -> str:
+    return f"""\
+# bench/failover.py: every check setting but type and port at its default.
+zones:
+  {ZONE}:
+    records:
+      ns1: {{A: 127.0.0.1}}
+    pools:
+      icmp:
+        ttl: 1
+        check: {{type: icmp}}
+        members: [{", ".join(h.address for h in icmp)}]
+      tcp:
+        ttl: 1
+        check: {{type: tcp, port: {PORT}}}
+        members: [{", ".join(h.address for h in tcp)}]
+"""
+
+
+def free_port() -> int:
+    """A port free on both UDP and TCP on 127.0.0.1 right now."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+            tcp.bind(("127.0.0.1", 0))
+            port = tcp.getsockname()[1]
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+                try:
+                    udp.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+                return port
+    raise RuntimeError("no free port on 127.0.0.1")
+
+
+class Server:
+    """`python3 -m edgedns serve` in its own process group; log kept in a temp file."""
+
+    def __init__(self, config: Path, log: Path) -> None:
+        self.port = free_port()
+        self.log_path = log
+        self.log = open(log, "w")
+        env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "edgedns", "serve", "-c", str(config),
+             "--listen", f"127.0.0.1:{self.port}"],
+            cwd=REPO, env=env, stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log,
+            start_new_session=True,
+        )
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+        self.log.close()
+
+    def log_tail(self, lines: int = 30) -> str:
+        return "\n".join(self.log_path.read_text().splitlines()[-lines:])
+
+
+class Poller:
+    def __init__(self, server: Server, qname: str, deadline: float) -> None:
+        self.server = server
+        self.qname = qname
+        self.deadline = deadline
+
+    def addresses(self) -> frozenset[str] | None:
+        """The A addresses answered now (None: no reply within 0.5 s)."""
+        query = dns.message.make_query(self.qname, "A", use_edns=False)
+        try:
+            reply = dns.query.udp(query, "127.0.0.1", port=self.server.port, timeout=0.5)
+        except dns.exception.Timeout:
+            return None
+        return frozenset(rd.address for rrset in reply.answer
+                         if rrset.rdtype == dns.rdatatype.A for rd in rrset)
+
+    def until(self, since: float, want: Callable[[frozenset[str] | None], bool],
+              give_up: float) -> float | None:
+        """Seconds from `since` to the first answer `want`s; None after `give_up` s."""
+        while True:
+            if time.monotonic() > self.deadline:
+                raise Deadline("--max-seconds reached")
+            if not self.server.alive():
+                raise RuntimeError(f"edgedns exited:\n{self.server.log_tail()}")
+            seen = self.addresses()
+            now = time.monotonic()
+            if want(seen):
+                return now - since
+            if now - since > give_up:
+                return None
+            time.sleep(POLL)
+
+
+def run_trials(kind: str, lab: NetnsLab, hosts: list[Host], poller: Poller, repeats: int,
+               log: Callable[[str], None]) -> list[dict]:
+    both = frozenset(h.address for h in hosts)
+    trials = []
+    for i in range(repeats):
+        host = hosts[i % 2]
+        other = frozenset({h.address for h in hosts} - {host.address})
+        if poller.until(time.monotonic(), lambda s, w=both: s == w, 10) is None:
+            raise RuntimeError(f"{kind} pool not healthy before trial {i + 1}")
+        fail, recover = (
+            (lambda h=host: lab.silence_icmp(h), lambda h=host: lab.unsilence_icmp(h))
+            if kind == "icmp" else
+            (lambda h=host: lab.stop_tcp_listener(h, PORT),
+             lambda h=host: lab.start_tcp_listener(h, PORT))
+        )
+        time.sleep(random.uniform(0, INTERVAL))
+        vanish = poller.until(fail(), lambda s, w=other: s == w, VANISH_BOUND + GIVE_UP)
+        time.sleep(random.uniform(0, INTERVAL))
+        back = poller.until(recover(), lambda s, w=both: s == w, RETURN_BOUND + GIVE_UP)
+        trials.append({"host": host.address, "vanish": vanish, "return": back})
+        log(f"  {kind} trial {i + 1}/{repeats} ({host.address}): vanish {_fmt(vanish)}, "
+            f"return {_fmt(back)}")
+    return trials
+
+
+def _fmt(seconds: float | None) -> str:
+    return "never" if seconds is None else f"{seconds:.3f} s"
+
+
+def summary(trials: list[dict], key: str, bound: float) -> dict:
+    times = [t[key] for t in trials]
+    measured = [t for t in times if t is not None]
+    return {
+        "min": min(measured, default=None),
+        "median": statistics.median(measured) if measured else None,
+        "max": max(measured, default=None),
+        "bound": bound,
+        "over_bound": sum(1 for t in times if t is None or t > bound),
+        "n": len(times),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeats", type=int, default=5, help="trials per check type (5)")
+    parser.add_argument("--seed", type=int, default=None, help="random phases' seed")
+    parser.add_argument("--max-seconds", type=float, default=300.0,
+                        help="abort the whole run after this long (300)")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args()
+    reason = available()
+    if reason:
+        print(f"failover.py: {reason}", file=sys.stderr)
+        return 2
+    if args.repeats < 1:
+        parser.error("--repeats must be at least 1")
+    random.seed(args.seed)
+    deadline = time.monotonic() + args.max_seconds
+
+    def on_sigterm(signum, frame):
+        raise SystemExit(143)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+
+    def log(text: str) -> None:
+        print(text, flush=True)
+
+    results: dict[str, dict] = {}
+    with tempfile.TemporaryDirectory(prefix="edgedns-failover-") as tmp, NetnsLab(4) as lab:
+        icmp_hosts, tcp_hosts = lab.hosts[:2], lab.hosts[2:]
+        for host in tcp_hosts:
+            lab.start_tcp_listener(host, PORT)
+        config = Path(tmp) / "failover.yaml"
+        config.write_text(config_text(icmp_hosts, tcp_hosts))
+        server = Server(config, Path(tmp) / "edgedns.log")
+        try:
+            log(f"edgedns on 127.0.0.1:{server.port}; hosts "
+                f"icmp {[h.address for h in icmp_hosts]}, tcp {[h.address for h in tcp_hosts]}")
+            log(f"check defaults: interval {INTERVAL:g}s, timeout {TIMEOUT:g}s, fall {FALL}, "
+                f"rise {RISE}; bounds: vanish {VANISH_BOUND:.1f}s, return {RETURN_BOUND:.1f}s")
+            time.sleep(2 * INTERVAL)  # past the first probes and their random follow-ups
+            for kind, hosts in (("icmp", icmp_hosts), ("tcp", tcp_hosts)):
+                poller = Poller(server, f"{kind}.{ZONE}", deadline)
+                trials = run_trials(kind, lab, hosts, poller, args.repeats, log)
+                results[kind] = {
+                    "trials": trials,
+                    "vanish": summary(trials, "vanish", VANISH_BOUND),
+                    "return": summary(trials, "return", RETURN_BOUND),
+                }
+        except Deadline:
+            log(f"aborted: --max-seconds {args.max_seconds:g} reached")
+            return 1
+        finally:
+            server.stop()
+
+    log("")
+    log(f"{'check':6} {'event':7} {'min':>7} {'median':>7} {'max':>7} {'bound':>6}  over bound")
+    failed = False
+    for kind, result in results.items():
+        for event in ("vanish", "return"):
+            s = result[event]
+            failed |= s["over_bound"] > 0
+            cells = " ".join("      -" if s[k] is None else f"{s[k]:6.3f}s"
+                             for k in ("min", "median", "max"))
+            log(f"{kind:6} {event:7} {cells} {s['bound']:5.1f}s  {s['over_bound']}/{s['n']}")
+    if args.json:
+        args.json.write_text(json.dumps({
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "settings": {"interval": INTERVAL, "timeout": TIMEOUT, "fall": FALL, "rise": RISE},
+            "results": results,
+        }, indent=2))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
