@@ -19,8 +19,8 @@ from edgedns import wire
 STALE_TTL = 30
 """TTL of an answer served stale (RFC 8767 §4)."""
 
-Key = tuple[bytes, int, bool]
-"""(lowercased wire-form name, type, DO bit)."""
+Key = tuple[bytes, int, bool, bool]
+"""(lowercased wire-form name, type, DO bit, CD bit)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,14 +5,17 @@ Commands only turn arguments into a `Config` and hand it on; they hold no logic 
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
+import urllib.request
 
 import click
 from dnslib import QTYPE
 
 from edgedns import __version__, names, server
 from edgedns import config as config_mod
+from edgedns import status as status_mod
 from edgedns.health.icmp import IcmpUnavailable
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -72,3 +75,29 @@ def check(config_path: str) -> None:
         click.echo(f"pool {names.to_text(pool.name)}: {len(pool.members)} members, "
                    f"policy {pool.policy}, checks {'/'.join(checks)}, "
                    f"when all down: {pool.when_all_down}")
+
+
+@main.command()
+@click.option("--admin", "admin_url", default="http://127.0.0.1:9153", show_default=True,
+              help="The admin endpoint of the edgedns to ask.")
+@click.option("--token", envvar="EDGEDNS_ADMIN_TOKEN", help="Bearer token, if the admin "
+              "endpoint needs one (or set EDGEDNS_ADMIN_TOKEN).")
+@click.option("--json", "as_json", is_flag=True, help="Print the raw JSON snapshot.")
+@click.option("--timeout", default=3.0, show_default=True, help="Seconds to wait for it.")
+def status(admin_url: str, token: str | None, as_json: bool, timeout: float) -> None:
+    """Show pools and members with their state; exit 1 when a pool is fully down, 2 when
+    edgedns cannot be asked (for monitoring and keepalived's vrrp_script)."""
+    request = urllib.request.Request(admin_url.rstrip("/") + "/status")
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            snap = json.load(response)
+    except (OSError, ValueError) as exc:
+        click.echo(f"edgedns status: cannot read {admin_url}/status: {exc}", err=True)
+        sys.exit(2)
+    click.echo(json.dumps(snap, indent=2) if as_json else status_mod.table(snap))
+    down = status_mod.pools_fully_down(snap)
+    if down:
+        click.echo(f"fully down: {', '.join(down)}", err=True)
+        sys.exit(1)

@@ -126,7 +126,9 @@ class Forwarder:
 
     def answer(self, query: wire.Query, tcp: bool) -> bytes | asyncio.Future[bytes]:
         """The reply to `query`: from the cache at once, else a future of the upstream's."""
-        key = (query.qname, query.qtype, query.edns == wire.EDNS_DO)
+        # CD is part of the key: what a validating upstream returned unchecked (CD=1) must
+        # not reach clients that rely on it validating (RFC 4035 §4.7).
+        key = (query.qname, query.qtype, query.edns == wire.EDNS_DO, bool(query.data[3] & 0x10))
         body = self.cache.get(key)
         if body is not None:
             return wire.relay(body, query, tcp)
@@ -150,11 +152,15 @@ class Forwarder:
             reply = await asyncio.shield(pending)
         finally:
             self._waiting -= 1
-        if reply is not None:
+        if reply is not None and reply.rcode != wire.SERVFAIL:
             return wire.relay(reply.body, query, tcp)
+        # No reply, or an upstream that could not resolve it either: both are when RFC 8767
+        # §5 has stale data served.
         stale = self.cache.get_stale(key)
         if stale is not None:
             return wire.relay(stale, query, tcp)
+        if reply is not None:
+            return wire.relay(reply.body, query, tcp)
         return wire.servfail(query)
 
     def states(self) -> list[_State]:
