@@ -44,7 +44,8 @@ class AdminServer:
 
     async def start(self, host: str, port: int) -> int:
         """Listen on host:port; returns the port bound (useful with port 0)."""
-        self._listener = await asyncio.start_server(self._serve, host, port, reuse_address=True)
+        self._listener = await asyncio.start_server(
+            self._serve, host, port, reuse_address=True, limit=MAX_REQUEST_HEAD)
         return self._listener.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:
@@ -59,7 +60,8 @@ class AdminServer:
             return
         self._open += 1
         try:
-            code, ctype, body = await asyncio.wait_for(self._handle(reader), READ_TIMEOUT)
+            code, ctype, body, head_only = await asyncio.wait_for(self._handle(reader),
+                                                                  READ_TIMEOUT)
         except (asyncio.TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError,
                 ConnectionError):
             writer.transport.abort()
@@ -70,33 +72,38 @@ class AdminServer:
                 f"Content-Length: {len(body)}\r\nConnection: close\r\n")
         if code == 401:
             head += 'WWW-Authenticate: Bearer realm="edgedns"\r\n'
-        writer.write(head.encode() + b"\r\n" + body)
+        writer.write(head.encode() + b"\r\n" + (b"" if head_only else body))
         try:
             await asyncio.wait_for(writer.drain(), READ_TIMEOUT)
         except (asyncio.TimeoutError, ConnectionError):
             pass
         writer.transport.close()
 
-    async def _handle(self, reader: asyncio.StreamReader) -> tuple[int, str, bytes]:
-        head = await reader.readuntil(b"\r\n\r\n")
-        if len(head) > MAX_REQUEST_HEAD:
-            return 400, "text/plain", b"request head too large\n"
+    async def _handle(self, reader: asyncio.StreamReader) -> tuple[int, str, bytes, bool]:
+        """Status, content type, body, and whether to send only the head (HEAD)."""
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+        except asyncio.LimitOverrunError:  # the reader's limit is MAX_REQUEST_HEAD
+            head = b""
+        if not head or len(head) > MAX_REQUEST_HEAD:
+            return 400, "text/plain", b"request head too large\n", False
         lines = head.decode("latin-1").split("\r\n")
         parts = lines[0].split(" ")
         if len(parts) != 3 or not parts[2].startswith("HTTP/"):
-            return 400, "text/plain", b"bad request line\n"
+            return 400, "text/plain", b"bad request line\n", False
         method, target = parts[0], parts[1].split("?", 1)[0]
+        head_only = method == "HEAD"
         if self.token is not None:
             given = next((line.split(":", 1)[1].strip() for line in lines[1:]
                           if line.lower().startswith("authorization:")), "")
             if not hmac.compare_digest(given.encode(), f"Bearer {self.token}".encode()):
-                return 401, "text/plain", b"bearer token required\n"
+                return 401, "text/plain", b"bearer token required\n", head_only
         route = self._routes.get(target)
         if route is None:
-            return 404, "text/plain", b"not found: try /metrics /health /ready /status\n"
+            return 404, "text/plain", b"not found: try /metrics /health /ready /status\n", head_only
         if method not in ("GET", "HEAD"):
-            return 405, "text/plain", b"only GET\n"
-        return route()
+            return 405, "text/plain", b"only GET\n", False
+        return (*route(), head_only)
 
     def _metrics(self) -> tuple[int, str, bytes]:
         return 200, "text/plain; version=0.0.4; charset=utf-8", metrics.render(self.server)

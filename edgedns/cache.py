@@ -38,14 +38,23 @@ class CacheSettings:
 class _Entry:
     __slots__ = ("body", "ttl_offsets", "ttls", "stored", "lifetime", "rendered_age", "rendered")
 
-    def __init__(self, reply: wire.UpstreamReply, lifetime: int, now: float) -> None:
-        self.body = reply.body
+    def __init__(self, reply: wire.UpstreamReply, lifetime: int, now: float,
+                 settings: CacheSettings) -> None:
         self.ttl_offsets = reply.ttl_offsets
-        self.ttls = tuple(struct.unpack_from("!I", reply.body, o)[0] for o in reply.ttl_offsets)
+        # Served TTLs obey the same bounds as how long we keep the answer, so no client is
+        # told to keep it longer than we do (as Unbound and CoreDNS do).
+        self.ttls = tuple(
+            min(max(wire.ttl_at(reply.body, o), settings.min_ttl), settings.max_ttl)
+            for o in reply.ttl_offsets
+        )
+        body = bytearray(reply.body)
+        for offset, ttl in zip(self.ttl_offsets, self.ttls, strict=True):
+            struct.pack_into("!I", body, offset, ttl)
+        self.body = bytes(body)
         self.stored = now
         self.lifetime = lifetime
         self.rendered_age = 0
-        self.rendered = reply.body
+        self.rendered = self.body
 
     def at_age(self, age: int) -> bytes:
         """The body with every TTL lowered by `age` seconds (never below 0)."""
@@ -106,7 +115,7 @@ class Cache:
         lifetime = min(max(ttl, self.settings.min_ttl), self.settings.max_ttl)
         if lifetime <= 0 and not self.settings.serve_stale:
             return
-        self._entries[key] = _Entry(reply, lifetime, self.clock())
+        self._entries[key] = _Entry(reply, lifetime, self.clock(), self.settings)
         self._entries.move_to_end(key)
         while len(self._entries) > self.settings.size:
             self._entries.popitem(last=False)

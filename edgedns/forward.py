@@ -255,6 +255,9 @@ class Forwarder:
 
     def _succeeded(self, state: _State) -> None:
         state.fails = 0
+        if state.down:
+            state.down = False  # it answered a real query: no need to wait for the probe
+            log.warning("upstream %s is UP again", state.upstream)
 
     async def _probe(self, state: _State) -> None:
         while state.down:
@@ -266,9 +269,7 @@ class Forwarder:
                 )
             except (asyncio.TimeoutError, OSError, ssl.SSLError, wire.BadReply):
                 continue
-            state.down = False
-            state.fails = 0
-            log.warning("upstream %s is UP again", state.upstream)
+            self._succeeded(state)
 
 
 async def exchange(
@@ -304,6 +305,10 @@ class _OneReply(asyncio.DatagramProtocol):
     def error_received(self, exc: Exception) -> None:
         if not self.result.done():
             self.result.set_exception(exc)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.result.done():
+            self.result.set_exception(exc or ConnectionError("socket closed"))
 
 
 async def _udp(upstream: Upstream, message: bytes, ident: bytes, question: bytes

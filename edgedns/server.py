@@ -191,6 +191,8 @@ class Server:
             loop = asyncio.get_running_loop()
             self.reloads.last_at = time.time()
             added: dict[Endpoint, _Listener] = {}
+            # Remember what was tried, good or bad, so the watcher retries only on new edits.
+            self._seen_files = _fingerprint(self.config)
             try:
                 config = config_mod.load(self.config.source, self.listen_override)
                 self._seen_files = _fingerprint(config)

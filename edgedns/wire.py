@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 HEADER = 12
 OPT = 41
+MAX_TTL = 2**31 - 1
 MAX_UDP = 1232
 """Our EDNS UDP payload size (the DNS Flag Day 2020 value) and largest UDP reply."""
 
@@ -303,6 +304,8 @@ def parse_upstream_reply(data: bytes, sent_id: bytes, question: bytes) -> Upstre
         if pos + 10 > n:
             raise BadReply("truncated record")
         rtype, _, ttl, rdlen = struct.unpack_from("!HHIH", data, pos)
+        if ttl > MAX_TTL:
+            ttl = 0  # RFC 2181 §8: a TTL with the top bit set is zero
         if pos + 10 + rdlen > n:
             raise BadReply("truncated record data")
         if rtype == OPT:
@@ -332,6 +335,12 @@ def parse_upstream_reply(data: bytes, sent_id: bytes, question: bytes) -> Upstre
     else:
         cache_ttl = negative_ttl
     return UpstreamReply(bytes(body), tuple(offsets), rcode, truncated, cache_ttl)
+
+
+def ttl_at(message: bytes, offset: int) -> int:
+    """The TTL field at `offset`, as RFC 2181 §8 reads it (top bit set: zero)."""
+    ttl = struct.unpack_from("!I", message, offset)[0]
+    return 0 if ttl > MAX_TTL else ttl
 
 
 def make_query(ident: bytes, question: bytes, edns: int, cd: bool) -> bytes:

@@ -17,7 +17,7 @@ import dns.rrset
 import pytest
 
 from edgedns import wire
-from edgedns.cache import STALE_TTL, Cache, CacheSettings
+from edgedns.cache import STALE_TTL, Cache, CacheSettings, Key
 
 SENT_ID = b"\x12\x34"
 SOA = "ns1.example.test. hostmaster.example.test. 1 3600 600 86400 {minimum}"
@@ -36,8 +36,8 @@ def question(qname: str, rdtype: str = "A") -> bytes:
     return wire_name + dns.rdatatype.from_text(rdtype).to_bytes(2, "big") + b"\x00\x01"
 
 
-def key(qname: str, rdtype: str = "A", do: bool = False) -> tuple[bytes, int, bool]:
-    return dns.name.from_text(qname).to_wire().lower(), dns.rdatatype.from_text(rdtype), do
+def key(qname: str, rdtype: str = "A", do: bool = False, cd: bool = False) -> Key:
+    return dns.name.from_text(qname).to_wire().lower(), dns.rdatatype.from_text(rdtype), do, cd
 
 
 def upstream_reply(
@@ -121,15 +121,31 @@ def test_served_answer_keeps_its_records_and_header(clock):
     assert msg.flags & dns.flags.RA and not msg.flags & dns.flags.RD
 
 
-def test_min_ttl_keeps_a_short_lived_answer_longer_but_its_ttls_stop_at_zero(clock):
+def test_min_ttl_keeps_a_short_lived_answer_longer_and_serves_its_ttls_raised(clock):
     cache = make_cache(clock, min_ttl=60)
     cache.put(key("www.example.test."),
               upstream_reply(answer=[("www.example.test.", 5, "A", "192.0.2.1")]))
     clock.now += 30
     body = cache.get(key("www.example.test."))
     assert body is not None
-    assert ttls(body) == {"an www.example.test. A": 0}
+    assert ttls(body) == {"an www.example.test. A": 30}
     clock.now += 30
+    assert cache.get(key("www.example.test.")) is None
+
+
+def test_max_ttl_caps_the_ttls_served(clock):
+    cache = make_cache(clock, max_ttl=60)
+    cache.put(key("www.example.test."),
+              upstream_reply(answer=[("www.example.test.", 86400, "A", "192.0.2.1")]))
+    body = cache.get(key("www.example.test."))
+    assert ttls(body) == {"an www.example.test. A": 60}
+
+
+def test_a_ttl_with_the_top_bit_set_counts_as_zero(clock):
+    cache = make_cache(clock, min_ttl=0, serve_stale=0)
+    reply = upstream_reply(answer=[("www.example.test.", 2**31, "A", "192.0.2.1")])
+    assert reply.cache_ttl == 0
+    cache.put(key("www.example.test."), reply)
     assert cache.get(key("www.example.test.")) is None
 
 
@@ -273,11 +289,12 @@ def test_storing_a_key_again_replaces_it_without_evicting_others(clock):
     assert cache.get(key(other)) is not None
 
 
-def test_entries_are_distinct_per_type_and_do_bit(clock):
+def test_entries_are_distinct_per_type_do_bit_and_cd_bit(clock):
     cache = make_cache(clock)
     cache.put(key("www.example.test."), upstream_reply(**POSITIVE))
     assert cache.get(key("www.example.test.", "AAAA")) is None
     assert cache.get(key("www.example.test.", do=True)) is None
+    assert cache.get(key("www.example.test.", cd=True)) is None
     assert cache.get(key("www.example.test.")) is not None
 
 
