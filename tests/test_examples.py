@@ -36,11 +36,14 @@ def test_systemd_unit_verifies(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(shutil.which("keepalived") is None, reason="keepalived not installed")
 def test_keepalived_example_passes_its_config_test(tmp_path: Path) -> None:
-    # The config test insists that the check script exists; point it at one that does.
+    # The config test insists that the check script exists and that its user can run it;
+    # point it at a binary that exists, run as root (no keepalived_script user here).
     conf = (EXAMPLES / "keepalived.conf").read_text()
     assert '"/opt/edgedns/bin/edgedns status --admin http://127.0.0.1:9153' in conf
+    assert "script_user keepalived_script" in conf
+    conf = conf.replace("/opt/edgedns/bin/edgedns", shutil.which("true") or "/bin/true")
     (tmp_path / "keepalived.conf").write_text(
-        conf.replace("/opt/edgedns/bin/edgedns", shutil.which("true") or "/bin/true"))
+        conf.replace("script_user keepalived_script", "script_user root"))
     result = subprocess.run(
         ["keepalived", "--config-test", "-f", str(tmp_path / "keepalived.conf")],
         capture_output=True, text=True, timeout=60)
