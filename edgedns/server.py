@@ -245,6 +245,11 @@ class Server:
                      len(config.pools), ", ".join(str(e) for e in self.bound))
             return True
 
+    def _spawn_reload(self, reason: str) -> None:
+        task = asyncio.get_running_loop().create_task(self.reload(reason))
+        self._retiring.add(task)  # held like a retiring forwarder: awaited at shutdown
+        task.add_done_callback(self._retiring.discard)
+
     def _retire(self, forwarder: Forwarder) -> None:
         """Let questions already sent upstream by a replaced forwarder finish, then close it."""
         async def retire() -> None:
@@ -290,12 +295,18 @@ class Server:
         """Graceful first half of a shutdown: accept nothing new, let what is in flight
         finish (at most `shutdown_timeout`)."""
         loop = asyncio.get_running_loop()
+        if self._watch is not None:
+            self._watch.cancel()  # no reload may bind anything new from here on
+            self._watch = None
         for listener in self._listeners.values():
             listener.udp.pause(loop)
             listener.tcp.close()  # no new connections; open ones keep being served
+        deadline = loop.time() + self.config.shutdown_timeout
         forwarder = self.handler.forwarder
         if forwarder is not None:
             await forwarder.drain(self.config.shutdown_timeout)
+        if self._retiring:  # forwarders replaced by a reload still finishing their queries
+            await asyncio.wait(list(self._retiring), timeout=max(deadline - loop.time(), 0))
         await asyncio.sleep(0)  # let replies completed just now be written
 
     def request_stop(self) -> None:
@@ -305,11 +316,12 @@ class Server:
         """Serve until SIGINT or SIGTERM (or `request_stop`), reloading on SIGHUP; then
         finish in-flight queries and shut down."""
         loop = asyncio.get_running_loop()
-        await self.start()
+        # Handlers first: a signal during start-up must not kill the process outright.
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self.request_stop)
-        loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(self.reload("SIGHUP")))
+        loop.add_signal_handler(signal.SIGHUP, lambda: self._spawn_reload("SIGHUP"))
         try:
+            await self.start()
             await self._stopping.wait()
         finally:
             for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):

@@ -97,7 +97,10 @@ def edgedns_server(tmp_path: Path) -> Iterator[Callable[..., RunningServer]]:
         for name, text in (files or {}).items():
             (tmp_path / name).write_text(textwrap.dedent(text))
         path = tmp_path / "edgedns.yaml"
-        path.write_text(textwrap.dedent(yaml_text))
+        text = textwrap.dedent(yaml_text)
+        if "admin:" not in text:
+            text += "\nadmin: 127.0.0.1:0\n"  # the default port would clash between servers
+        path.write_text(text)
         cfg = config_mod.load(path, ("127.0.0.1:0",))
         srv = RunningServer(cfg)
         running.append(srv)

@@ -1,0 +1,162 @@
+"""``edgedns status`` against a running server's admin endpoint (click's CliRunner; the server
+runs on its own thread). The exit code is the contract monitoring and keepalived rely on:
+0 all well, 1 a pool fully down, 2 edgedns cannot be asked."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import socket
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+from click.testing import CliRunner, Result
+
+from edgedns.cli import main
+from tests.conftest import RunningServer
+
+TOKEN = "s3cret-token-0123456789"
+
+CONFIG = """\
+{head}zones:
+  example.lan:
+    records:
+      www: {{A: 192.0.2.1}}
+    pools:
+      app:
+        check: {{type: tcp, port: {port}, interval: 5s, timeout: 1s}}
+        members: [{members}]
+"""
+
+
+@pytest.fixture
+def live_port() -> Iterator[int]:
+    """A TCP port with a listener on 127.0.0.2 and none on 127.0.0.3 or 127.0.0.4."""
+    for _ in range(50):
+        sock = socket.create_server(("127.0.0.2", 0))
+        port = sock.getsockname()[1]
+        try:
+            for host in ("127.0.0.3", "127.0.0.4"):
+                with socket.socket() as probe:
+                    probe.bind((host, port))
+        except OSError:
+            sock.close()
+            continue
+        yield port
+        sock.close()
+        return
+    raise RuntimeError("no suitable port")
+
+
+def wait_until(condition: Callable[[], bool], within: float = 5.0) -> None:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"condition not met within {within}s")
+
+
+def start(edgedns_server, port: int, members: str, head: str = "") -> RunningServer:
+    srv = edgedns_server(CONFIG.format(head=head, port=port, members=members))
+    wait_until(srv.server.pools.all_probed)
+    return srv
+
+
+def status(srv: RunningServer, *args: str, env: dict | None = None) -> Result:
+    url = f"http://127.0.0.1:{srv.server.admin_port}"
+    return CliRunner().invoke(main, ["status", "--admin", url, *args], env=env)
+
+
+def test_table_lists_pools_and_members_with_state_and_reason(edgedns_server, live_port):
+    srv = start(edgedns_server, live_port, "127.0.0.2, 127.0.0.3")
+    result = status(srv)
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert re.search(r"^pool app\.example\.lan\.\s+1/2 healthy .*\[ok\]$", out, re.M)
+    up = next(line for line in out.splitlines() if line.strip().startswith("127.0.0.2"))
+    down = next(line for line in out.splitlines() if line.strip().startswith("127.0.0.3"))
+    assert " UP " in up and f"tcp 127.0.0.2:{live_port}:" in up and "ms" in up
+    assert " DOWN " in down and f"tcp 127.0.0.3:{live_port}: " in down
+    assert "refused" in down.lower()  # the probe's reason
+    assert "ready" in out.splitlines()[0]
+
+
+def test_json_prints_the_snapshot(edgedns_server, live_port):
+    srv = start(edgedns_server, live_port, "127.0.0.2, 127.0.0.3")
+    result = status(srv, "--json")
+    assert result.exit_code == 0
+    snap = json.loads(result.stdout)
+    (pool,) = snap["pools"]
+    assert pool["name"] == "app.example.lan."
+    assert [(m["address"], m["up"]) for m in pool["members"]] == [
+        ("127.0.0.2", True), ("127.0.0.3", False)]
+    assert snap["zones"][0]["name"] == "example.lan."
+
+
+def test_exit_0_when_every_pool_has_a_healthy_member(edgedns_server, live_port):
+    srv = start(edgedns_server, live_port, "127.0.0.2, 127.0.0.3")
+    result = status(srv)
+    assert result.exit_code == 0
+    assert result.stderr == ""
+
+
+def test_exit_1_when_a_pool_is_fully_down(edgedns_server, live_port):
+    srv = start(edgedns_server, live_port, "127.0.0.3, 127.0.0.4")
+    result = status(srv)
+    assert result.exit_code == 1
+    assert "[DOWN]" in result.stdout
+    assert "fully down: app.example.lan." in result.stderr
+
+
+def test_exit_1_also_with_json(edgedns_server, live_port):
+    srv = start(edgedns_server, live_port, "127.0.0.3")
+    result = status(srv, "--json")
+    assert result.exit_code == 1
+    assert json.loads(result.stdout)["pools"][0]["healthy"] == 0
+
+
+def test_exit_2_when_the_admin_endpoint_is_unreachable():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # bound, not listening: connections are refused
+        result = CliRunner().invoke(
+            main, ["status", "--admin", f"http://127.0.0.1:{port}", "--timeout", "2"])
+    assert result.exit_code == 2
+    assert "cannot read" in result.stderr
+    assert result.stdout == ""
+
+
+def test_exit_2_without_the_token_it_needs(edgedns_server, live_port):
+    head = f"admin: {{listen: 127.0.0.1:0, token: {TOKEN}}}\n"
+    srv = start(edgedns_server, live_port, "127.0.0.2", head)
+    result = status(srv)
+    assert result.exit_code == 2
+    assert "401" in result.stderr
+
+
+def test_token_option_is_sent(edgedns_server, live_port):
+    head = f"admin: {{listen: 127.0.0.1:0, token: {TOKEN}}}\n"
+    srv = start(edgedns_server, live_port, "127.0.0.2", head)
+    result = status(srv, "--token", TOKEN)
+    assert result.exit_code == 0, result.output
+    assert "127.0.0.2" in result.stdout
+
+
+def test_token_from_the_environment(edgedns_server, live_port):
+    head = f"admin: {{listen: 127.0.0.1:0, token: {TOKEN}}}\n"
+    srv = start(edgedns_server, live_port, "127.0.0.2", head)
+    result = status(srv, env={"EDGEDNS_ADMIN_TOKEN": TOKEN})
+    assert result.exit_code == 0, result.output
+
+
+def test_table_shows_a_failed_reload(edgedns_server, live_port):
+    srv = start(edgedns_server, live_port, "127.0.0.2")
+    srv.server.config.source.write_text("zones: {example.lan: {colour: blue}}\n")
+    ok = asyncio.run_coroutine_threadsafe(srv.server.reload("test"), srv.loop).result(10)
+    assert not ok
+    result = status(srv)
+    assert result.exit_code == 0  # the old config still serves a healthy pool
+    assert re.search(r"^LAST RELOAD FAILED at \S+: .*colour: unknown key", result.stdout, re.M)
