@@ -19,7 +19,7 @@ import hashlib
 import random
 from bisect import bisect
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 
 from dnslib import AAAA, QTYPE, RCODE, A, DNSHeader, DNSQuestion, DNSRecord
@@ -97,6 +97,8 @@ class AnswerTable:
         self._cache_size = cache_size
         self._dependents: dict[Name, set[Key]] = {}
         """Pool name → questions whose answers hold that pool's addresses."""
+        self.on_change: list[Callable[[], None]] = []
+        """Called after `refresh` changed answers (caches of finished replies listen)."""
         for zone in catalog.zones.values():
             for owner, node in zone.nodes.items():
                 for qtype in {*node, *_PRECOMPILED_EXTRA}:
@@ -131,6 +133,9 @@ class AnswerTable:
             table = self._static if key in self._static else self._lazy
             if key in table:
                 table[key] = self._compile(names.from_wire(key[0]), key[1])
+        if keys:
+            for listener in self.on_change:
+                listener()
         return len(keys)
 
     def _compile(self, qname: Name, qtype: int) -> Entry | PoolEntry:

@@ -28,6 +28,8 @@ _IXFR, _AXFR = 251, 252
 DEBUG_LABEL = b"\x08_edgedns"
 """TXT queries for ``_edgedns.<pool name>`` answer the pool's member states (to `allow`)."""
 FORWARDED = "forward"
+PACKET_CACHE_SIZE = 50_000
+"""Replies remembered by exact query bytes, per transport; all are forgotten when full."""
 _PRIVATE = tuple(ipaddress.ip_network(n) for n in DEFAULT_ALLOW)
 
 query_log = logging.getLogger("edgedns.querylog")
@@ -45,6 +47,15 @@ class QueryHandler:
         self.forwarder = forwarder
         self.stats = stats if stats is not None else QueryStats()
         self.log_queries = log_queries
+        self._packets: tuple[dict, dict] = ({}, {})
+        """Per transport, PowerDNS-style: query bytes after the ID → (reply bytes after the
+        ID, metric labels), for replies that depend on nothing but those bytes. Cleared
+        whenever answers change."""
+        answers.on_change.append(self.forget_packets)
+
+    def forget_packets(self) -> None:
+        for packets in self._packets:
+            packets.clear()
 
     def respond(
         self, data: bytes, tcp: bool, client: str
@@ -52,6 +63,11 @@ class QueryHandler:
         """The reply to one DNS message from `client` (its address): bytes, a future of
         them for a forwarded question not in the cache, or None when it deserves none."""
         start = time.perf_counter()
+        packets = self._packets[tcp]
+        hit = packets.get(data[2:])
+        if hit is not None:
+            self.stats.count(*hit[1], time.perf_counter() - start)
+            return data[:2] + hit[0]
         try:
             query = wire.parse_query(data)
         except wire.Drop:
@@ -60,9 +76,13 @@ class QueryHandler:
             reply = wire.error_reply(reject)
             self._done(None, reply, "", tcp, client, start)
             return reply
-        reply, zone = self._answer(query, tcp, client)
+        reply, zone, same_for_all = self._answer(query, tcp, client)
         if reply.__class__ is bytes:
             self._done(query, reply, zone, tcp, client, start)
+            if same_for_all and not self.log_queries:
+                if len(packets) >= PACKET_CACHE_SIZE:
+                    packets.clear()
+                packets[data[2:]] = (reply[2:], (zone, query.qtype, reply[3] & 0x0F, tcp))
         else:
             reply.add_done_callback(
                 lambda done: self._forwarded(done, query, zone, tcp, client, start))
@@ -88,23 +108,26 @@ class QueryHandler:
 
     def _answer(
         self, query: wire.Query, tcp: bool, client: str
-    ) -> tuple[bytes | asyncio.Future[bytes], str]:
+    ) -> tuple[bytes | asyncio.Future[bytes], str, bool]:
+        """(reply, zone label, whether every client asking these bytes gets this reply)."""
         qtype = query.qtype
         if query.qclass != _IN or qtype == _IXFR or qtype == _AXFR:
             # Zone transfers are not offered; AXFR is TCP-only (RFC 5936 §4.2).
             rcode = wire.NOTIMP if qtype == _AXFR and not tcp else wire.REFUSED
-            return self._error(query, rcode), ""
-        if qtype == _TXT and query.qname.startswith(DEBUG_LABEL):
+            return self._error(query, rcode), "", True
+        debugging = qtype == _TXT and query.qname.startswith(DEBUG_LABEL)
+        if debugging:  # who asks decides the answer: never the same for all
             debug = self._debug(query, tcp, client)
             if debug is not None:
-                return debug, "debug"
+                return debug, "debug", False
         entry = self.answers.lookup(query.qname, qtype)
         if entry is None:
             forwarder = self.forwarder
             if forwarder is None or not forwarder.allows(client):
-                return self._error(query, wire.REFUSED), ""
-            return forwarder.answer(query, tcp), FORWARDED
+                return self._error(query, wire.REFUSED), "", forwarder is None
+            return forwarder.answer(query, tcp), FORWARDED, False
         echo = None
+        same_for_all = entry.__class__ is not PoolEntry and not debugging
         if entry.__class__ is PoolEntry:
             key = client.encode()
             if entry.chooser == "hash" and query.edns:
@@ -124,7 +147,7 @@ class QueryHandler:
         else:
             reply = stub
         reply = wire.patch(reply, query)
-        return (reply if echo is None else wire.add_option(reply, echo)), entry[3]
+        return (reply if echo is None else wire.add_option(reply, echo)), entry[3], same_for_all
 
     def _debug(self, query: wire.Query, tcp: bool, client: str) -> bytes | None:
         """Member states of the pool named after the `_edgedns` label, as TXT records, for
