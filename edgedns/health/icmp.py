@@ -1,7 +1,9 @@
 """ICMP echo check over one shared socket per address family.
 
-icmplib builds and parses the packets; this module owns the sockets and matches replies to
-probes by (source address, sequence), with the identifier checked too on raw sockets. One
+icmplib builds and parses the packets (its sockets' `_create_packet` and `_parse_reply`,
+hence the pin to icmplib 3.x); this module owns the sockets, sends and drains them from the
+event loop, and matches replies to probes by (source address, sequence), with the identifier
+checked too on raw sockets. One
 socket serves every member, so probing thousands of hosts costs no file descriptor each
 (icmplib's own `multiping` opens one per host).
 
@@ -17,12 +19,14 @@ import ipaddress
 import itertools
 import logging
 import os
+import socket
+import struct
 import time
 
-from icmplib import ICMPRequest, ICMPv4Socket, ICMPv6Socket
+from icmplib import ICMPv4Socket, ICMPv6Socket
 from icmplib.exceptions import ICMPLibError, SocketPermissionError
 
-from edgedns.health.checks import ProbeResult, Target
+from edgedns.health.checks import ProbeResult, Target, os_reason
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +37,14 @@ _FIX = (
     "python binary), or allow ping sockets for its group with "
     "sysctl -w net.ipv4.ping_group_range='0 2147483647'; or use tcp/http checks"
 )
+
+
+_READS_PER_WAKEUP = 256
+_RECEIVE_BUFFER = 4 << 20
+_PAYLOAD = b"edgedns-health!!"
+_SOL_RAW = 255
+_ICMP_FILTER = 1  # Linux: a bitmask of ICMPv4 types a raw socket drops
+_ICMP6_FILTER = 1  # Linux: a 256-bit map of ICMPv6 types a raw socket drops
 
 
 class IcmpUnavailable(RuntimeError):
@@ -55,19 +67,31 @@ class _Family:
         return next(self.sequence) & 0xFFFF
 
     def readable(self) -> None:
-        # One packet per wake-up: icmplib's receive() would wait out its timeout on an empty
-        # socket, and the loop calls us again at once while more packets are queued.
-        try:
-            reply = self.sock.receive(None, timeout=0.01)
-        except ICMPLibError:
-            return
-        if reply.type != _ECHO_REPLY[self.version]:
-            return
-        if self.privileged and reply.id != self.ident:
-            return  # another process's ping seen on our raw socket
-        waiter = self.pending.get((_canonical(reply.source), reply.sequence))
-        if waiter is not None and not waiter.done():
-            waiter.set_result(time.monotonic())
+        # Drain what is queued (bounded), parsing with icmplib: a burst of replies left in
+        # the socket buffer would otherwise overflow it and read as dead hosts.
+        raw = self.sock.sock
+        now = time.monotonic()
+        for _ in range(_READS_PER_WAKEUP):
+            try:
+                packet, address = raw.recvfrom(1024)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                return
+            reply = self.sock._parse_reply(packet, address[0], now)
+            if reply is None or reply.type != _ECHO_REPLY[self.version]:
+                continue
+            if self.privileged and reply.id != self.ident:
+                continue  # another process's ping seen on our raw socket
+            waiter = self.pending.get((_canonical(address[0]), reply.sequence))
+            if waiter is not None and not waiter.done():
+                waiter.set_result(now)
+
+    def send(self, address: str, sequence: int) -> None:
+        """One echo request, built by icmplib; sent directly (icmplib's `send` would resolve
+        the address and set TTL and TOS again for every packet, doubling the cost)."""
+        packet = self.sock._create_packet(self.ident, sequence, _PAYLOAD)
+        self.sock.sock.sendto(packet, (address, 0))
 
 
 class IcmpProber:
@@ -91,6 +115,7 @@ class IcmpProber:
                 except ICMPLibError as exc:
                     raise IcmpUnavailable(f"cannot open an ICMPv{version} socket: {exc}") from None
                 sock.blocking = False
+                _tune(sock.sock, version, privileged)
                 families[version] = _Family(sock, version, privileged)
                 log.info("ICMPv%d checks use %s socket", version,
                          "a raw" if privileged else "an unprivileged ping")
@@ -127,13 +152,28 @@ class IcmpProber:
         try:
             start = time.monotonic()
             try:
-                family.sock.send(ICMPRequest(address, family.ident, sequence, payload_size=16))
-            except ICMPLibError as exc:
-                return ProbeResult(False, f"send failed: {exc}")
+                family.send(address, sequence)
+            except OSError as exc:
+                return ProbeResult(False, f"send failed: {os_reason(exc)}")
             answered = await waiter
             return ProbeResult(True, "echo reply", answered - start)
         finally:
             del family.pending[key]
+
+
+def _tune(raw: socket.socket, version: int, privileged: bool) -> None:
+    """Room for a burst of replies, and on raw sockets only echo replies let in (a raw
+    socket otherwise also queues our own requests looped back, and every other ICMP)."""
+    try:
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _RECEIVE_BUFFER)
+        if privileged and version == 4:
+            raw.setsockopt(_SOL_RAW, _ICMP_FILTER, struct.pack("I", ~(1 << 0) & 0xFFFFFFFF))
+        elif privileged:
+            words = [0xFFFFFFFF] * 8
+            words[129 >> 5] &= ~(1 << (129 & 31))
+            raw.setsockopt(socket.IPPROTO_ICMPV6, _ICMP6_FILTER, struct.pack("8I", *words))
+    except OSError as exc:  # an optimisation only: probing works without it
+        log.warning("could not tune the ICMPv%d socket: %s", version, exc)
 
 
 def _canonical(address: str) -> str:

@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 ResultSink = Callable[[Target, ProbeResult], None]
 
 DEFAULT_MAX_CONCURRENT = 1000
+BATCH_WINDOW = 0.005
+"""Seconds early a probe may start, so one wake-up starts every probe due that soon."""
 
 
 class Scheduler:
@@ -82,45 +84,67 @@ class Scheduler:
         self._task = None
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
-            now = self.clock()
-            while self._heap and self._heap[0][0] <= now:
+            # Probes due within BATCH_WINDOW start together: one wake-up serves them all.
+            horizon = self.clock() + BATCH_WINDOW
+            while self._heap and self._heap[0][0] <= horizon:
                 due, _, target = heapq.heappop(self._heap)
                 self._inflight.add(target)
                 await self._slots.acquire()
                 self.max_lateness = max(self.max_lateness, self.clock() - due)
                 self.probes_started += 1
-                task = asyncio.get_running_loop().create_task(self._probe(target, due))
+                task = loop.create_task(self._probe(target, due))
                 self._running.add(task)
                 task.add_done_callback(self._running.discard)
             self._wake.clear()
-            delay = self._heap[0][0] - self.clock() if self._heap else None
+            timer = None
+            if self._heap:
+                timer = loop.call_later(max(self._heap[0][0] - self.clock(), 0), self._wake.set)
             try:
-                await asyncio.wait_for(self._wake.wait(), delay)
-            except asyncio.TimeoutError:
-                pass
+                await self._wake.wait()
+            finally:
+                if timer is not None:
+                    timer.cancel()
 
     async def _probe(self, target: Target, due: float) -> None:
+        # A timer cancelling this task bounds the probe: cheaper than wait_for's extra task,
+        # which counts at thousands of probes a second.
+        task = asyncio.current_task()
+        assert task is not None
+        expired: list[bool] = []
+        timer = asyncio.get_running_loop().call_later(
+            target.timeout, lambda: (expired.append(True), task.cancel()))
         try:
-            try:
-                result = await asyncio.wait_for(self._check(target), target.timeout)
-            except asyncio.TimeoutError:
-                result = ProbeResult(False, f"timeout after {target.timeout * 1000:.0f}ms")
-            except Exception as exc:  # a checker bug is a failed probe, not a dead scheduler
-                log.exception("probe of %s failed unexpectedly", target)
-                result = ProbeResult(False, f"probe error: {exc}")
+            result = await self._check(target)
+        except asyncio.CancelledError:
+            if not expired:
+                raise  # the scheduler is stopping
+            result = ProbeResult(False, f"timeout after {target.timeout * 1000:.0f}ms")
+        except Exception as exc:  # a checker bug is a failed probe, not a dead scheduler
+            log.exception("probe of %s failed unexpectedly", target)
+            result = ProbeResult(False, f"probe error: {exc}")
         finally:
+            timer.cancel()
             self._slots.release()
             self._inflight.discard(target)
         if target in self._targets:
-            self.on_result(target, result)
-            # The first follow-up comes at a random phase, spreading targets added together.
-            first = target in self._fresh
-            self._fresh.discard(target)
-            step = target.interval * (random.uniform(0.5, 1.0) if first else 1.0)
-            next_due = max(due + step, self.clock())
-            heapq.heappush(self._heap, (next_due, next(self._order), target))
-            self._wake.set()
+            try:
+                self.on_result(target, result)
+            finally:
+                self._schedule_next(target, due)
+
+    def _schedule_next(self, target: Target, due: float) -> None:
+        # The first follow-up comes at a random phase of the interval, spreading targets
+        # added together; later ones keep that phase.
+        first = target in self._fresh
+        self._fresh.discard(target)
+        step = target.interval * (random.uniform(0.1, 1.0) if first else 1.0)
+        next_due = max(due + step, self.clock())
+        earliest = self._heap[0][0] if self._heap else float("inf")
+        heapq.heappush(self._heap, (next_due, next(self._order), target))
+        if next_due < earliest:
+            self._wake.set()  # the scheduler sleeps until `earliest`: wake it sooner
 
     def _check(self, target: Target) -> Awaitable[ProbeResult]:
         if target.type == "icmp":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import socket
 
 import pytest
 from icmplib.exceptions import ICMPSocketError, SocketPermissionError
@@ -84,10 +85,12 @@ class FakeSocket:
             raise SocketPermissionError(privileged)
         self.blocking = True
         self.closed = False
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # stands in for tuning
         FakeSocket.opened.append(self)
 
     def close(self) -> None:
         self.closed = True
+        self.sock.close()
 
 
 def test_no_raw_nor_ping_socket_raises_icmp_unavailable_saying_how_to_fix_it(monkeypatch) -> None:
