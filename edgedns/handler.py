@@ -30,6 +30,8 @@ DEBUG_LABEL = b"\x08_edgedns"
 FORWARDED = "forward"
 PACKET_CACHE_SIZE = 50_000
 """Replies remembered by exact query bytes, per transport; all are forgotten when full."""
+PACKET_CACHE_QUERY = 512
+"""Longer queries are not remembered, which bounds the cache's memory (about 50 MB)."""
 _PRIVATE = tuple(ipaddress.ip_network(n) for n in DEFAULT_ALLOW)
 
 query_log = logging.getLogger("edgedns.querylog")
@@ -79,7 +81,7 @@ class QueryHandler:
         reply, zone, same_for_all = self._answer(query, tcp, client)
         if reply.__class__ is bytes:
             self._done(query, reply, zone, tcp, client, start)
-            if same_for_all and not self.log_queries:
+            if same_for_all and not self.log_queries and len(data) <= PACKET_CACHE_QUERY:
                 if len(packets) >= PACKET_CACHE_SIZE:
                     packets.clear()
                 packets[data[2:]] = (reply[2:], (zone, query.qtype, reply[3] & 0x0F, tcp))
