@@ -73,9 +73,27 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from common import (BENCH, BENCH_ZONE, QUERY_FILE, ZONE_FILE, BenchError, Proc, dnsperf_argv,
-                    free_port, log, main, preflight, run_dnsperf, run_info, scrape, start_edgedns,
-                    start_nsd, start_tcp_listener, wait_answer, wait_for_quiet, write_json)
+from common import (
+    BENCH,
+    BENCH_ZONE,
+    QUERY_FILE,
+    ZONE_FILE,
+    Proc,
+    dnsperf_argv,
+    free_port,
+    log,
+    main,
+    preflight,
+    run_dnsperf,
+    run_info,
+    scrape,
+    start_edgedns,
+    start_nsd,
+    start_tcp_listener,
+    wait_answer,
+    wait_for_quiet,
+    write_json,
+)
 
 EDGEDNS_CONFIG = BENCH / "bench.yaml"
 PROBE_NAME = f"host000.{BENCH_ZONE}"

@@ -37,13 +37,8 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
-import os
 import random
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -54,8 +49,8 @@ import dns.exception
 import dns.message
 import dns.query
 import dns.rdatatype
+from common import REPO, BenchError, Proc, free_port, main, start_edgedns, write_json
 
-REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 from tests.netns import Host, NetnsLab, available  # noqa: E402
 
@@ -93,56 +88,10 @@ zones:
 """
 
 
-def free_port() -> int:
-    """A port free on both UDP and TCP on 127.0.0.1 right now."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-            tcp.bind(("127.0.0.1", 0))
-            port = tcp.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-                try:
-                    udp.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-                return port
-    raise RuntimeError("no free port on 127.0.0.1")
-
-
-class Server:
-    """`python3 -m edgedns serve` in its own process group; log kept in a temp file."""
-
-    def __init__(self, config: Path, log: Path) -> None:
-        self.port = free_port()
-        self.log_path = log
-        self.log = open(log, "w")
-        env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "edgedns", "serve", "-c", str(config),
-             "--listen", f"127.0.0.1:{self.port}"],
-            cwd=REPO, env=env, stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log,
-            start_new_session=True,
-        )
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(5)
-        self.log.close()
-
-    def log_tail(self, lines: int = 30) -> str:
-        return "\n".join(self.log_path.read_text().splitlines()[-lines:])
-
-
 class Poller:
-    def __init__(self, server: Server, qname: str, deadline: float) -> None:
+    def __init__(self, server: Proc, port: int, qname: str, deadline: float) -> None:
         self.server = server
+        self.port = port
         self.qname = qname
         self.deadline = deadline
 
@@ -150,7 +99,7 @@ class Poller:
         """The A addresses answered now (None: no reply within 0.5 s)."""
         query = dns.message.make_query(self.qname, "A", use_edns=False)
         try:
-            reply = dns.query.udp(query, "127.0.0.1", port=self.server.port, timeout=0.5)
+            reply = dns.query.udp(query, "127.0.0.1", port=self.port, timeout=0.5)
         except dns.exception.Timeout:
             return None
         return frozenset(rd.address for rrset in reply.answer
@@ -162,8 +111,7 @@ class Poller:
         while True:
             if time.monotonic() > self.deadline:
                 raise Deadline("--max-seconds reached")
-            if not self.server.alive():
-                raise RuntimeError(f"edgedns exited:\n{self.server.log_tail()}")
+            self.server.check_alive()
             seen = self.addresses()
             now = time.monotonic()
             if want(seen):
@@ -181,7 +129,7 @@ def run_trials(kind: str, lab: NetnsLab, hosts: list[Host], poller: Poller, repe
         host = hosts[i % 2]
         other = frozenset({h.address for h in hosts} - {host.address})
         if poller.until(time.monotonic(), lambda s, w=both: s == w, 10) is None:
-            raise RuntimeError(f"{kind} pool not healthy before trial {i + 1}")
+            raise BenchError(f"{kind} pool not healthy before trial {i + 1}")
         fail, recover = (
             (lambda h=host: lab.silence_icmp(h), lambda h=host: lab.unsilence_icmp(h))
             if kind == "icmp" else
@@ -215,7 +163,7 @@ def summary(trials: list[dict], key: str, bound: float) -> dict:
     }
 
 
-def main() -> int:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=5, help="trials per check type (5)")
     parser.add_argument("--seed", type=int, default=None, help="random phases' seed")
@@ -223,19 +171,14 @@ def main() -> int:
                         help="abort the whole run after this long (300)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
-    reason = available()
-    if reason:
-        print(f"failover.py: {reason}", file=sys.stderr)
-        return 2
     if args.repeats < 1:
         parser.error("--repeats must be at least 1")
+    return args
+
+
+def run(args: argparse.Namespace) -> int:
     random.seed(args.seed)
     deadline = time.monotonic() + args.max_seconds
-
-    def on_sigterm(signum, frame):
-        raise SystemExit(143)
-
-    signal.signal(signal.SIGTERM, on_sigterm)
 
     def log(text: str) -> None:
         print(text, flush=True)
@@ -247,15 +190,16 @@ def main() -> int:
             lab.start_tcp_listener(host, PORT)
         config = Path(tmp) / "failover.yaml"
         config.write_text(config_text(icmp_hosts, tcp_hosts))
-        server = Server(config, Path(tmp) / "edgedns.log")
+        port = free_port()
+        server = start_edgedns(config, port, Path(tmp) / "edgedns.log", log_level=None)
         try:
-            log(f"edgedns on 127.0.0.1:{server.port}; hosts "
+            log(f"edgedns on 127.0.0.1:{port}; hosts "
                 f"icmp {[h.address for h in icmp_hosts]}, tcp {[h.address for h in tcp_hosts]}")
             log(f"check defaults: interval {INTERVAL:g}s, timeout {TIMEOUT:g}s, fall {FALL}, "
                 f"rise {RISE}; bounds: vanish {VANISH_BOUND:.1f}s, return {RETURN_BOUND:.1f}s")
             time.sleep(2 * INTERVAL)  # past the first probes and their random follow-ups
             for kind, hosts in (("icmp", icmp_hosts), ("tcp", tcp_hosts)):
-                poller = Poller(server, f"{kind}.{ZONE}", deadline)
+                poller = Poller(server, port, f"{kind}.{ZONE}", deadline)
                 trials = run_trials(kind, lab, hosts, poller, args.repeats, log)
                 results[kind] = {
                     "trials": trials,
@@ -278,14 +222,18 @@ def main() -> int:
             cells = " ".join("      -" if s[k] is None else f"{s[k]:6.3f}s"
                              for k in ("min", "median", "max"))
             log(f"{kind:6} {event:7} {cells} {s['bound']:5.1f}s  {s['over_bound']}/{s['n']}")
-    if args.json:
-        args.json.write_text(json.dumps({
-            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "settings": {"interval": INTERVAL, "timeout": TIMEOUT, "fall": FALL, "rise": RISE},
-            "results": results,
-        }, indent=2))
+    write_json(args.json, {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "settings": {"interval": INTERVAL, "timeout": TIMEOUT, "fall": FALL, "rise": RISE},
+        "results": results,
+    })
     return 1 if failed else 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    arguments = parse_args()
+    reason = available()
+    if reason:
+        print(f"failover.py: {reason}", file=sys.stderr)
+        sys.exit(2)
+    sys.exit(main(lambda: run(arguments)))

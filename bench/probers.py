@@ -56,9 +56,24 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from common import (BENCH_ZONE, QUERY_FILE, ZONE_FILE, BenchError, Proc, Window, dnsperf_argv,
-                    free_port, log, main, preflight, run_dnsperf, run_info, start_tcp_listener,
-                    wait_answer, wait_for_quiet, write_json)
+from common import (
+    BENCH_ZONE,
+    QUERY_FILE,
+    ZONE_FILE,
+    Proc,
+    Window,
+    dnsperf_argv,
+    free_port,
+    log,
+    main,
+    preflight,
+    run_dnsperf,
+    run_info,
+    start_tcp_listener,
+    wait_answer,
+    wait_for_quiet,
+    write_json,
+)
 
 SCALE_ZONE = "probe.lan"
 CPU_PROMISE_PCT = 25.0
@@ -218,7 +233,7 @@ def sleep_watching(seconds: float, server: Proc) -> None:
 
 def phase(timeline: list[dict], t0: float, t1: float = float("inf")) -> dict:
     """The seconds of the server's timeline that lie within [t0, t1]."""
-    ticks = [(a, b) for a, b in zip(timeline, timeline[1:])
+    ticks = [(a, b) for a, b in zip(timeline, timeline[1:], strict=False)
              if a["t"] >= t0 - 0.05 and b["t"] <= t1 + 0.05]
     if not ticks:
         return {}
@@ -247,6 +262,11 @@ def phase(timeline: list[dict], t0: float, t1: float = float("inf")) -> dict:
         "rtt_ms": {"n": len(rtts), "min": q(0), "median": statistics.median(rtts),
                    "p99": q(0.99), "max": q(1)} if rtts else {"n": 0},
     }
+
+
+def compact(timeline: list[dict]) -> list[dict]:
+    """The timeline for --json, without every probe's RTT."""
+    return [{k: v for k, v in tick.items() if k != "rtt_us"} for tick in timeline]
 
 
 def contended(args: argparse.Namespace, quiet: dict, window: dict) -> bool:
@@ -289,7 +309,7 @@ def run_scale(kind: str, args: argparse.Namespace, workdir: Path) -> dict:
               "steady": phase(timeline, t_window)}
     interval_ms = parse_seconds(args.interval) * 1000
     result = {"kind": kind, "members": args.members, "quiet": quiet, "window": measured,
-              "phases": phases, "listener_accepted": accepted, "timeline": timeline,
+              "phases": phases, "listener_accepted": accepted, "timeline": compact(timeline),
               "contended": contended(args, quiet, measured), "promise": {
                   "all_up_steady": phases["steady"].get("members_ever_down", 1) == 0,
                   "cpu_under_25pct": measured["cpu_pct"] < CPU_PROMISE_PCT,
@@ -340,7 +360,7 @@ def run_load(args: argparse.Namespace, workdir: Path) -> dict:
     result = {"kind": "load", "members": args.load_members, "quiet": quiet,
               "idle": idle_result, "load": load_result, "phases": phases,
               "dnsperf_argv": " ".join(argv).replace(f"-p {port}", "-p PORT"),
-              "timeline": timeline,
+              "timeline": compact(timeline),
               "contended": contended(args, quiet, idle_result)
               or contended(args, quiet, load_result),
               "promise": {
