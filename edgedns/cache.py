@@ -86,13 +86,20 @@ class Cache:
 
     def get(self, key: Key) -> bytes | None:
         """A fresh answer's body with TTLs counted down, or None."""
+        fresh = self.get_fresh(key)
+        return fresh[0] if fresh is not None else None
+
+    def get_fresh(self, key: Key) -> tuple[bytes, float] | None:
+        """A fresh answer's body with TTLs counted down, and how many seconds that exact
+        body stays right (until its TTLs next tick down, or it expires); or None."""
         entry = self._entries.get(key)
         if entry is not None:
-            age = int(self.clock() - entry.stored)
+            elapsed = self.clock() - entry.stored
+            age = int(elapsed)
             if age < entry.lifetime:
                 self._entries.move_to_end(key)
                 self.hits += 1
-                return entry.at_age(age)
+                return entry.at_age(age), age + 1 - elapsed
         self.misses += 1
         return None
 

@@ -124,14 +124,18 @@ class Forwarder:
             self._allowed[client] = allowed
         return allowed
 
+    def cached(self, query: wire.Query, tcp: bool) -> tuple[bytes, float] | None:
+        """The reply to `query` from the cache, and for how many seconds it stays exactly
+        right; None when it is not cached (then `answer` asks upstream)."""
+        fresh = self.cache.get_fresh(_key(query))
+        if fresh is None:
+            return None
+        return wire.relay(fresh[0], query, tcp), fresh[1]
+
     def answer(self, query: wire.Query, tcp: bool) -> bytes | asyncio.Future[bytes]:
-        """The reply to `query`: from the cache at once, else a future of the upstream's."""
-        # CD is part of the key: what a validating upstream returned unchecked (CD=1) must
-        # not reach clients that rely on it validating (RFC 4035 §4.7).
-        key = (query.qname, query.qtype, query.edns == wire.EDNS_DO, bool(query.data[3] & 0x10))
-        body = self.cache.get(key)
-        if body is not None:
-            return wire.relay(body, query, tcp)
+        """A future of the upstream's reply to `query` (after `cached` found nothing), or
+        SERVFAIL at once when too many questions already wait on upstreams."""
+        key = _key(query)
         pending = self._inflight.get(key)
         if pending is None:
             if len(self._inflight) >= self.settings.max_inflight:
@@ -270,6 +274,12 @@ class Forwarder:
             except (asyncio.TimeoutError, OSError, ssl.SSLError, wire.BadReply):
                 continue
             self._succeeded(state)
+
+
+def _key(query: wire.Query) -> Key:
+    # CD is part of the key: what a validating upstream returned unchecked (CD=1) must not
+    # reach clients that rely on it validating (RFC 4035 §4.7).
+    return (query.qname, query.qtype, query.edns == wire.EDNS_DO, bool(query.data[3] & 0x10))
 
 
 async def exchange(

@@ -30,6 +30,7 @@ DEBUG_LABEL = b"\x08_edgedns"
 FORWARDED = "forward"
 PACKET_CACHE_SIZE = 50_000
 """Replies remembered by exact query bytes, per transport; all are forgotten when full."""
+_FOREVER = float("inf")
 PACKET_CACHE_QUERY = 512
 """Longer queries are not remembered, which bounds the cache's memory (about 50 MB)."""
 _PRIVATE = tuple(ipaddress.ip_network(n) for n in DEFAULT_ALLOW)
@@ -68,8 +69,17 @@ class QueryHandler:
         packets = self._packets[tcp]
         hit = packets.get(data[2:])
         if hit is not None:
-            self.stats.count(*hit[1], time.perf_counter() - start)
-            return data[:2] + hit[0]
+            tail, labels, until = hit
+            # Forwarded replies hold while their TTLs stand still, and only for clients
+            # the forwarding ACL lets in; authoritative ones until answers change.
+            if until == _FOREVER:
+                self.stats.count(*labels, time.perf_counter() - start)
+                return data[:2] + tail
+            forwarder = self.forwarder
+            if time.monotonic() < until and forwarder is not None and forwarder.allows(client):
+                forwarder.cache.hits += 1
+                self.stats.count(*labels, time.perf_counter() - start)
+                return data[:2] + tail
         try:
             query = wire.parse_query(data)
         except wire.Drop:
@@ -78,13 +88,14 @@ class QueryHandler:
             reply = wire.error_reply(reject)
             self._done(None, reply, "", tcp, client, start)
             return reply
-        reply, zone, same_for_all = self._answer(query, tcp, client)
+        reply, zone, holds_for = self._answer(query, tcp, client)
         if reply.__class__ is bytes:
             self._done(query, reply, zone, tcp, client, start)
-            if same_for_all and not self.log_queries and len(data) <= PACKET_CACHE_QUERY:
+            if holds_for and not self.log_queries and len(data) <= PACKET_CACHE_QUERY:
                 if len(packets) >= PACKET_CACHE_SIZE:
                     packets.clear()
-                packets[data[2:]] = (reply[2:], (zone, query.qtype, reply[3] & 0x0F, tcp))
+                until = _FOREVER if holds_for == _FOREVER else time.monotonic() + holds_for
+                packets[data[2:]] = (reply[2:], (zone, query.qtype, reply[3] & 0x0F, tcp), until)
         else:
             reply.add_done_callback(
                 lambda done: self._forwarded(done, query, zone, tcp, client, start))
@@ -110,24 +121,31 @@ class QueryHandler:
 
     def _answer(
         self, query: wire.Query, tcp: bool, client: str
-    ) -> tuple[bytes | asyncio.Future[bytes], str, bool]:
-        """(reply, zone label, whether every client asking these bytes gets this reply)."""
+    ) -> tuple[bytes | asyncio.Future[bytes], str, float]:
+        """(reply, zone label, for how many seconds every client asking these bytes gets
+        this same reply: _FOREVER until answers change, 0 when it depends on who asks).
+        Forwarded replies count as the same for every client the ACL lets in."""
         qtype = query.qtype
         if query.qclass != _IN or qtype == _IXFR or qtype == _AXFR:
             # Zone transfers are not offered; AXFR is TCP-only (RFC 5936 §4.2).
             rcode = wire.NOTIMP if qtype == _AXFR and not tcp else wire.REFUSED
-            return self._error(query, rcode), "", True
+            return self._error(query, rcode), "", _FOREVER
         debugging = qtype == _TXT and query.qname.startswith(DEBUG_LABEL)
         if debugging:  # who asks decides the answer: never the same for all
             debug = self._debug(query, tcp, client)
             if debug is not None:
-                return debug, "debug", False
+                return debug, "debug", 0
         entry = self.answers.lookup(query.qname, qtype)
         if entry is None:
             forwarder = self.forwarder
-            if forwarder is None or not forwarder.allows(client):
-                return self._error(query, wire.REFUSED), "", forwarder is None
-            return forwarder.answer(query, tcp), FORWARDED, False
+            if forwarder is None:
+                return self._error(query, wire.REFUSED), "", _FOREVER
+            if not forwarder.allows(client):
+                return self._error(query, wire.REFUSED), "", 0
+            cached = forwarder.cached(query, tcp)
+            if cached is not None:
+                return cached[0], FORWARDED, cached[1]
+            return forwarder.answer(query, tcp), FORWARDED, 0
         echo = None
         same_for_all = entry.__class__ is not PoolEntry and not debugging
         if entry.__class__ is PoolEntry:
@@ -149,7 +167,8 @@ class QueryHandler:
         else:
             reply = stub
         reply = wire.patch(reply, query)
-        return (reply if echo is None else wire.add_option(reply, echo)), entry[3], same_for_all
+        holds_for = _FOREVER if same_for_all else 0
+        return (reply if echo is None else wire.add_option(reply, echo)), entry[3], holds_for
 
     def _debug(self, query: wire.Query, tcp: bool, client: str) -> bytes | None:
         """Member states of the pool named after the `_edgedns` label, as TXT records, for

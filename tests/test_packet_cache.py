@@ -3,7 +3,11 @@ does), only for replies that depend on nothing else, and forgets them when answe
 
 from __future__ import annotations
 
+import socket
+import time
+
 import dns.message
+import dns.rcode
 
 from edgedns import config as config_mod
 from edgedns import handler as handler_mod
@@ -75,3 +79,30 @@ def test_the_cache_is_bounded(tmp_path, monkeypatch) -> None:
     for i in range(10):
         ask(handler, f"n{i}.site.lan")
         assert len(handler._packets[False]) <= 3
+
+
+def _send_from(source: str, srv, wire_query: bytes) -> dns.message.Message:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind((source, 0))
+        sock.settimeout(2)
+        sock.sendto(wire_query, (srv.host, srv.port))
+        return dns.message.from_wire(sock.recv(4096))
+
+
+def test_remembered_forwarded_replies_still_obey_the_acl_and_the_ttl_clock(
+    edgedns_server,
+) -> None:
+    upstream = edgedns_server("zones: {far.test: {records: {www: {A: 192.0.2.7, ttl: 60}}}}")
+    forwarder = edgedns_server(f"""
+    zones: {{site.lan: {{}}}}
+    forward: {{upstreams: ["127.0.0.1:{upstream.port}"], allow: [127.0.0.1/32]}}
+    """)
+    query = dns.message.make_query("www.far.test", "A", use_edns=0).to_wire()
+    first = _send_from("127.0.0.1", forwarder, query)
+    again = _send_from("127.0.0.1", forwarder, query)
+    assert addresses(first) == addresses(again) == ["192.0.2.7"]
+    outsider = _send_from("127.0.0.99", forwarder, query)
+    assert outsider.rcode() == dns.rcode.REFUSED
+    time.sleep(2.1)
+    later = _send_from("127.0.0.1", forwarder, query)
+    assert later.answer[0].ttl <= first.answer[0].ttl - 2
