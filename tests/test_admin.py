@@ -22,15 +22,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from edgedns import admin
 from tests.conftest import RunningServer
+from tests.support import EXAMPLE_ZONE as ZONE
+from tests.support import wait_until
 
 TOKEN = "s3cret-token-0123456789"
-
-ZONE = """\
-zones:
-  example.lan:
-    records:
-      www: {A: 192.0.2.1}
-"""
 
 POOL = """\
     pools:
@@ -90,15 +85,6 @@ def samples(srv: RunningServer) -> dict[str, list]:
     assert headers["Content-Type"].startswith("text/plain; version=0.0.4")
     return {family.name: family.samples
             for family in text_string_to_metric_families(body.decode())}
-
-
-def wait_until(condition: Callable[[], bool], within: float = 5.0, step: float = 0.02) -> None:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(step)
-    raise AssertionError(f"condition not met within {within}s")
 
 
 def closed_port(host: str = "127.0.0.3") -> int:

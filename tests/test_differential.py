@@ -12,10 +12,6 @@ answers NOTIMP, NSD REFUSED) and QCLASS ANY (edgedns REFUSED, NSD answers as IN)
 from __future__ import annotations
 
 import shutil
-import socket
-import subprocess
-import textwrap
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,6 +21,7 @@ import dns.query
 import pytest
 
 from tests.conftest import RunningServer
+from tests.support import free_port, nsd_server
 
 DATA = Path(__file__).parent / "data"
 ZONES = {"rules.lan.": "rules.zone", "child.rules.lan.": "child.zone"}
@@ -34,56 +31,14 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as tcp, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-        tcp.bind(("127.0.0.1", 0))
-        port = tcp.getsockname()[1]
-        udp.bind(("127.0.0.1", port))
-        return port
-
-
 @pytest.fixture(scope="module")
 def nsd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     """NSD serving tests/data's zones on 127.0.0.1; yields its port."""
     work = tmp_path_factory.mktemp("nsd")
     for name in ZONES.values():
         shutil.copy(DATA / name, work / name)
-    port = _free_port()
-    zones = "".join(f"zone:\n  name: {apex}\n  zonefile: {f}\n" for apex, f in ZONES.items())
-    conf = work / "nsd.conf"
-    conf.write_text(textwrap.dedent(f"""\
-        server:
-          ip-address: 127.0.0.1@{port}
-          server-count: 1
-          username: ""
-          database: ""
-          zonesdir: "{work}"
-          pidfile: "{work}/nsd.pid"
-          zonelistfile: "{work}/zone.list"
-          xfrdfile: "{work}/xfrd.state"
-          xfrdir: "{work}"
-          hide-version: yes
-          hide-identity: yes
-          rrl-ratelimit: 0
-        remote-control:
-          control-enable: no
-        """) + zones)
-    proc = subprocess.Popen(["nsd", "-d", "-c", str(conf)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
-    try:
-        probe = dns.message.make_query("rules.lan.", "SOA")
-        for _ in range(100):
-            try:
-                dns.query.udp(probe, "127.0.0.1", port=port, timeout=0.2)
-                break
-            except (dns.exception.Timeout, ConnectionRefusedError):
-                time.sleep(0.1)
-        else:
-            pytest.fail(f"NSD did not start: {proc.stderr.read1().decode() if proc.stderr else ''}")
+    with nsd_server(work, ZONES, free_port()) as port:
         yield port
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 @pytest.fixture(scope="module")

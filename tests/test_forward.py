@@ -32,6 +32,7 @@ import pytest
 from edgedns import config as config_mod
 from edgedns.forward import Upstream
 from tests.conftest import RunningServer
+from tests.support import free_port, nsd_server
 
 DATA = Path(__file__).parent / "data"
 LOCAL = "127.0.0.1"
@@ -44,15 +45,6 @@ needs_nsd = pytest.mark.skipif(
 
 
 # --- upstreams -----------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    """A port free on UDP and TCP just now; nothing listens there (a 'down' upstream)."""
-    with socket.socket() as tcp, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-        tcp.bind((LOCAL, 0))
-        port = tcp.getsockname()[1]
-        udp.bind((LOCAL, port))
-        return port
 
 
 @pytest.fixture
@@ -239,42 +231,8 @@ def nsd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
         pytest.skip("reference server NSD not installed")
     work = tmp_path_factory.mktemp("nsd")
     shutil.copy(DATA / "rules.zone", work / "rules.zone")
-    port = free_port()
-    conf = work / "nsd.conf"
-    conf.write_text(textwrap.dedent(f"""\
-        server:
-          ip-address: {LOCAL}@{port}
-          server-count: 1
-          username: ""
-          database: ""
-          zonesdir: "{work}"
-          pidfile: "{work}/nsd.pid"
-          zonelistfile: "{work}/zone.list"
-          xfrdfile: "{work}/xfrd.state"
-          xfrdir: "{work}"
-          rrl-ratelimit: 0
-        remote-control:
-          control-enable: no
-        zone:
-          name: rules.lan.
-          zonefile: rules.zone
-        """))
-    proc = subprocess.Popen(["nsd", "-d", "-c", str(conf)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    try:
-        probe = dns.message.make_query("rules.lan.", "SOA")
-        for _ in range(100):
-            try:
-                dns.query.udp(probe, LOCAL, port=port, timeout=0.2)
-                break
-            except (dns.exception.Timeout, ConnectionRefusedError):
-                time.sleep(0.1)
-        else:
-            pytest.fail("NSD did not start")
+    with nsd_server(work, {"rules.lan.": "rules.zone"}, free_port(LOCAL)) as port:
         yield port
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 # --- helpers -------------------------------------------------------------------------------

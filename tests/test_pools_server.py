@@ -5,12 +5,12 @@ from __future__ import annotations
 import logging
 import socket
 import threading
-import time
-from collections.abc import Callable
 
 import dns.message
 import dns.rdatatype
 import pytest
+
+from tests.support import wait_until
 
 LIVE, DEAD = "127.0.0.2", "127.0.0.3"
 
@@ -76,15 +76,6 @@ def a_records(reply: dns.message.Message, owner: str) -> list[str]:
             and rrset.name.to_text() == owner for rd in rrset]
 
 
-def wait_until(condition: Callable[[], bool], within: float = 8.0) -> float:
-    """Poll `condition` until true; returns the seconds it took (fails after `within`)."""
-    start = time.monotonic()
-    while not condition():
-        assert time.monotonic() - start < within, "condition not reached in time"
-        time.sleep(0.02)
-    return time.monotonic() - start
-
-
 def config(port: int) -> str:
     return f"""\
         zones:
@@ -114,12 +105,12 @@ def test_pool_answers_converge_to_the_live_member_and_take_back_a_revived_one(
     def answer() -> list[str]:
         return sorted(a_records(srv.query("web.site.lan."), "web.site.lan."))
 
-    wait_until(lambda: answer() == [LIVE])
+    wait_until(lambda: answer() == [LIVE], within=8.0)
     assert srv.query("web.site.lan.").answer[0].ttl == 5
 
     caplog.set_level(logging.INFO, logger="edgedns.pools")
     listen(DEAD, port)
-    took = wait_until(lambda: answer() == [LIVE, DEAD])
+    took = wait_until(lambda: answer() == [LIVE, DEAD], within=8.0)
     # rise: 3 successes at least one interval (200 ms) apart each, not the first one alone.
     assert took >= 0.3
     assert any(m.startswith(f"{DEAD} is UP: connected (tcp {DEAD}:{port}")
@@ -132,7 +123,7 @@ def test_a_cname_to_a_pool_answers_the_chain_with_the_pools_current_addresses(
     port = port_free_on(LIVE, DEAD)
     listen(LIVE, port)
     srv = edgedns_server(config(port))
-    wait_until(lambda: a_records(srv.query("web.site.lan."), "web.site.lan.") == [LIVE])
+    wait_until(lambda: a_records(srv.query("web.site.lan."), "web.site.lan.") == [LIVE], within=8.0)
 
     reply = srv.query("www.site.lan.")
     (cname,) = [r for r in reply.answer if r.rdtype == dns.rdatatype.CNAME]

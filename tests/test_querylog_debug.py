@@ -7,7 +7,7 @@ import logging
 import re
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import dns.message
 import dns.query
@@ -15,14 +15,10 @@ import dns.rcode
 import dns.rdatatype
 import pytest
 
-QUERYLOG = "edgedns.querylog"
+from tests.support import EXAMPLE_ZONE as ZONE
+from tests.support import wait_until
 
-ZONE = """\
-zones:
-  example.lan:
-    records:
-      www: {A: 192.0.2.1}
-"""
+QUERYLOG = "edgedns.querylog"
 
 POOL = """\
     pools:
@@ -34,15 +30,6 @@ POOL = """\
 LINE = re.compile(r"client=(?P<client>\S+) name=(?P<name>\S+) type=(?P<type>\S+) "
                   r"rcode=(?P<rcode>\S+) transport=(?P<transport>\S+) "
                   r"latency_us=(?P<latency>\d+) source=(?P<source>\S+)")
-
-
-def wait_until(condition: Callable[[], bool], within: float = 5.0) -> None:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"condition not met within {within}s")
 
 
 def logged(caplog: pytest.LogCaptureFixture, count: int) -> list[dict[str, str]]:

@@ -34,6 +34,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from edgedns import config as config_mod
 from edgedns.server import Server
 from tests.conftest import RunningServer
+from tests.support import free_port, wait_until
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -107,31 +108,6 @@ def metric(srv: RunningServer, sample_name: str, **labels: str) -> float:
             ):
                 return sample.value
     raise AssertionError(f"no sample {sample_name} {labels}")
-
-
-def wait_until(condition: Callable[[], bool], within: float = 5.0, step: float = 0.02) -> float:
-    """Poll `condition` until true; returns the seconds it took (fails after `within`)."""
-    start = time.monotonic()
-    deadline = start + within
-    while time.monotonic() < deadline:
-        if condition():
-            return time.monotonic() - start
-        time.sleep(step)
-    raise AssertionError(f"condition not met within {within}s")
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A port free on both UDP and TCP at `host` just now."""
-    for _ in range(50):
-        with socket.socket() as tcp, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-            tcp.bind((host, 0))
-            port = tcp.getsockname()[1]
-            try:
-                udp.bind((host, port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no port free on UDP and TCP")
 
 
 def closed_port(host: str) -> int:

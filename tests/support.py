@@ -1,0 +1,95 @@
+"""Helpers shared by several test modules: polling, free ports, a reference NSD server and
+common config snippets. Every wait here is bounded."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import subprocess
+import textwrap
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import dns.exception
+import dns.message
+import dns.query
+import pytest
+
+# A zone with one A record, as edgedns YAML (append a pools: block indented under it if needed).
+EXAMPLE_ZONE = """\
+zones:
+  example.lan:
+    records:
+      www: {A: 192.0.2.1}
+"""
+
+
+def wait_until(condition: Callable[[], bool], within: float = 5.0, step: float = 0.02) -> float:
+    """Poll `condition` until true; returns the seconds it took (fails after `within`)."""
+    start = time.monotonic()
+    deadline = start + within
+    while time.monotonic() < deadline:
+        if condition():
+            return time.monotonic() - start
+        time.sleep(step)
+    raise AssertionError(f"condition not met within {within}s")
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port free on both UDP and TCP at `host` just now (nothing listens there)."""
+    for _ in range(50):
+        with socket.socket() as tcp, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            tcp.bind((host, 0))
+            port = tcp.getsockname()[1]
+            try:
+                udp.bind((host, port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no port free on UDP and TCP")
+
+
+@contextlib.contextmanager
+def nsd_server(work: Path, zones: dict[str, str], port: int) -> Iterator[int]:
+    """Run NSD on 127.0.0.1:`port` serving `zones` (apex → zone file name, already in `work`);
+    yields the port once NSD answers an SOA query for the first zone (fails after 10 s)."""
+    host = "127.0.0.1"
+    zone_lines = "".join(f"zone:\n  name: {apex}\n  zonefile: {f}\n" for apex, f in zones.items())
+    conf = work / "nsd.conf"
+    conf.write_text(textwrap.dedent(f"""\
+        server:
+          ip-address: {host}@{port}
+          server-count: 1
+          username: ""
+          database: ""
+          zonesdir: "{work}"
+          pidfile: "{work}/nsd.pid"
+          zonelistfile: "{work}/zone.list"
+          xfrdfile: "{work}/xfrd.state"
+          xfrdir: "{work}"
+          hide-version: yes
+          hide-identity: yes
+          rrl-ratelimit: 0
+        remote-control:
+          control-enable: no
+        """) + zone_lines)
+    log = work / "nsd.stderr"
+    with log.open("wb") as stderr:
+        proc = subprocess.Popen(["nsd", "-d", "-c", str(conf)], stdout=subprocess.DEVNULL,
+                                stderr=stderr)
+    try:
+        probe = dns.message.make_query(next(iter(zones)), "SOA")
+        deadline = time.monotonic() + 10.0
+        while True:
+            try:
+                dns.query.udp(probe, host, port=port, timeout=0.2)
+                break
+            except (dns.exception.Timeout, ConnectionRefusedError):
+                if time.monotonic() >= deadline:
+                    pytest.fail(f"NSD did not start: {log.read_text(errors='replace')}")
+                time.sleep(0.1)
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(10)
