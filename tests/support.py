@@ -51,6 +51,26 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 @contextlib.contextmanager
+def listener_on(host: str, absent_on: tuple[str, ...]) -> Iterator[int]:
+    """A TCP port with a listener on `host` and nothing on the `absent_on` addresses, so a
+    check of the same port there is refused (a down member)."""
+    for _ in range(50):
+        sock = socket.create_server((host, 0))
+        port = sock.getsockname()[1]
+        try:
+            for other in absent_on:
+                with socket.socket() as probe:
+                    probe.bind((other, port))
+        except OSError:
+            sock.close()
+            continue
+        with sock:
+            yield port
+        return
+    raise RuntimeError("no suitable port")
+
+
+@contextlib.contextmanager
 def nsd_server(work: Path, zones: dict[str, str], port: int) -> Iterator[int]:
     """Run NSD on 127.0.0.1:`port` serving `zones` (apex → zone file name, already in `work`);
     yields the port once NSD answers an SOA query for the first zone (fails after 10 s)."""

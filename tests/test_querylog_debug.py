@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import re
-import socket
 import time
 from collections.abc import Iterator
 
@@ -16,7 +15,7 @@ import dns.rdatatype
 import pytest
 
 from tests.support import EXAMPLE_ZONE as ZONE
-from tests.support import wait_until
+from tests.support import listener_on, wait_until
 
 QUERYLOG = "edgedns.querylog"
 
@@ -50,19 +49,8 @@ def logged(caplog: pytest.LogCaptureFixture, count: int) -> list[dict[str, str]]
 @pytest.fixture
 def check_port() -> Iterator[int]:
     """A TCP port with a listener on 127.0.0.2 only: 127.0.0.3 is down there."""
-    for _ in range(50):
-        sock = socket.create_server(("127.0.0.2", 0))
-        port = sock.getsockname()[1]
-        try:
-            with socket.socket() as probe:
-                probe.bind(("127.0.0.3", port))
-        except OSError:
-            sock.close()
-            continue
+    with listener_on("127.0.0.2", ("127.0.0.3",)) as port:
         yield port
-        sock.close()
-        return
-    raise RuntimeError("no suitable port")
 
 
 def test_query_log_has_one_line_per_query(edgedns_server, caplog):

@@ -25,6 +25,8 @@ import dns.rdatatype
 import dns.rrset
 import pytest
 
+from tests.support import free_port
+
 REPO = Path(__file__).resolve().parent.parent
 LOCAL = "127.0.0.1"
 UPSTREAM_ANSWER = "192.0.2.53"
@@ -113,19 +115,6 @@ def upstream() -> Iterator[Callable[[float | None], SlowUpstream]]:
     yield make
     for server in started:
         server.stop()
-
-
-def free_port() -> int:
-    for _ in range(50):
-        with socket.socket() as tcp, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-            tcp.bind((LOCAL, 0))
-            port = tcp.getsockname()[1]
-            try:
-                udp.bind((LOCAL, port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no port free on UDP and TCP")
 
 
 def answered(port: int) -> bool:

@@ -8,14 +8,14 @@ import asyncio
 import json
 import re
 import socket
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 from click.testing import CliRunner, Result
 
 from edgedns.cli import main
 from tests.conftest import RunningServer
+from tests.support import listener_on, wait_until
 
 TOKEN = "s3cret-token-0123456789"
 
@@ -34,29 +34,8 @@ CONFIG = """\
 @pytest.fixture
 def live_port() -> Iterator[int]:
     """A TCP port with a listener on 127.0.0.2 and none on 127.0.0.3 or 127.0.0.4."""
-    for _ in range(50):
-        sock = socket.create_server(("127.0.0.2", 0))
-        port = sock.getsockname()[1]
-        try:
-            for host in ("127.0.0.3", "127.0.0.4"):
-                with socket.socket() as probe:
-                    probe.bind((host, port))
-        except OSError:
-            sock.close()
-            continue
+    with listener_on("127.0.0.2", ("127.0.0.3", "127.0.0.4")) as port:
         yield port
-        sock.close()
-        return
-    raise RuntimeError("no suitable port")
-
-
-def wait_until(condition: Callable[[], bool], within: float = 5.0) -> None:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"condition not met within {within}s")
 
 
 def start(edgedns_server, port: int, members: str, head: str = "") -> RunningServer:
