@@ -237,17 +237,18 @@ class _Parser:
         if len(set(apexes)) != len(apexes):
             raise self.error("zones", "the same zone is listed twice")
         forward = self.forward(top["forward"], "forward") if "forward" in top else None
-        defaults = Config(self.source, (), TcpSettings(), ())
+        given: dict[str, Any] = {}  # the rest keep Config's defaults
+        if "admin" in top:
+            given["admin"] = self.admin(top["admin"], "admin")
+        for key in ("reload_interval", "shutdown_timeout"):
+            if key in top:
+                given[key] = self.convert(top[key], key, parse_duration)
+        if "query_log" in top:
+            given["query_log"] = self.boolean(top["query_log"], "query_log")
         return Config(
             self.source, listen, self.tcp(top.get("tcp", {})), zones, tuple(self.pools),
-            forward, self.cache(top.get("cache", {}), "cache"),
-            self.admin(top["admin"], "admin") if "admin" in top else defaults.admin,
-            self.convert(top.get("reload_interval", defaults.reload_interval),
-                         "reload_interval", parse_duration),
-            self.boolean(top.get("query_log", defaults.query_log), "query_log"),
-            self.convert(top.get("shutdown_timeout", defaults.shutdown_timeout),
-                         "shutdown_timeout", parse_duration),
-            tuple(self.files),
+            forward, self.cache(top.get("cache", {}), "cache"), files=tuple(self.files),
+            **given,
         )
 
     def admin(self, raw: Any, path: str) -> AdminSettings:
