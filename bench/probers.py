@@ -25,7 +25,7 @@ Start-up (the first --warmup seconds, when every target is probed at once) is re
 
 How: edgedns runs as its own process pinned to CPU 0, on the event loop `edgedns serve` uses
 (uvloop when installed): this file in its `_serve` mode loads the generated config with
-`edgedns.config.load` and runs `edgedns.server.Server`, wrapping `PoolSet.record` to see every
+`edgedns.config.load` and runs its `Server`, wrapping `PoolSet.record` to see every
 probe result. Once a second it prints one JSON line: failures and their reasons, the RTT of
 every answered probe, the members that went down, probes started so far, the largest probe
 lateness of that second (`scheduler.max_lateness`, then reset), its event-loop lag and the
@@ -90,7 +90,7 @@ def child_serve(config_path: str, port: str, max_seconds: str, loop_kind: str) -
     import signal
 
     from edgedns import config as config_mod
-    from edgedns.server import Server
+    from edgedns.server.lifecycle import Server
 
     logging.basicConfig(stream=sys.stderr, level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")

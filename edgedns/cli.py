@@ -13,10 +13,12 @@ import urllib.request
 import click
 from dnslib import QTYPE
 
-from edgedns import __version__, names, server
+from edgedns import __version__
 from edgedns import config as config_mod
-from edgedns import status as status_mod
-from edgedns.health.icmp import IcmpUnavailable
+from edgedns.admin import status as status_mod
+from edgedns.dns import names
+from edgedns.pools.health.icmp import IcmpUnavailable
+from edgedns.server import lifecycle as server
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 

@@ -17,14 +17,14 @@ from typing import Any
 
 import yaml
 
-from edgedns import names, rdata, zonefile
-from edgedns.cache import CacheSettings
-from edgedns.forward import DEFAULT_ALLOW, ForwardSettings, Route, Upstream
-from edgedns.forward import POLICIES as FORWARD_POLICIES
-from edgedns.health.checks import CHECK_TYPES, CheckSpec
-from edgedns.pools import POLICIES, WHEN_ALL_DOWN, Member, PoolSpec
-from edgedns.presentation import PresentationError, Token, split
-from edgedns.zone import Record, Zone, ZoneError
+from edgedns.authority.zone import Record, Zone, ZoneError
+from edgedns.dns import names, rdata, zonefile
+from edgedns.dns.presentation import PresentationError, Token, split
+from edgedns.forward.cache import CacheSettings
+from edgedns.forward.forwarder import DEFAULT_ALLOW, ForwardSettings, Route, Upstream
+from edgedns.forward.forwarder import POLICIES as FORWARD_POLICIES
+from edgedns.pools.health.checks import CHECK_TYPES, CheckSpec
+from edgedns.pools.pool import POLICIES, WHEN_ALL_DOWN, Member, PoolSpec
 
 
 class ConfigError(Exception):

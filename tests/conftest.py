@@ -1,6 +1,6 @@
 """Shared fixtures: a real edgedns server on an ephemeral loopback port, queried with dnspython.
 
-`edgedns_server(yaml_text)` writes the config to a temp dir, starts `edgedns.server.Server` on
+`edgedns_server(yaml_text)` writes the config to a temp dir, starts `Server` on
 its own event loop in a background thread (port 0: the kernel picks a port free on UDP and
 TCP), and returns a `RunningServer` with `.query()` helpers. Servers stop at test teardown.
 """
@@ -21,7 +21,7 @@ import dns.rdatatype
 import pytest
 
 from edgedns import config as config_mod
-from edgedns.server import Server
+from edgedns.server.lifecycle import Server
 
 needs_root = pytest.mark.skipif(
     os.geteuid() != 0, reason="needs root: builds network namespaces and raw sockets"

@@ -16,6 +16,10 @@ import dns.message
 import dns.query
 import pytest
 
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLES = REPO / "examples"
+DATA = REPO / "tests" / "data"
+
 # A zone with one A record, as edgedns YAML (append a pools: block indented under it if needed).
 EXAMPLE_ZONE = """\
 zones:

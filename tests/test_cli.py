@@ -9,8 +9,9 @@ from click.testing import CliRunner
 
 from edgedns import __version__
 from edgedns.cli import main
+from tests.support import EXAMPLES
 
-EXAMPLE = Path(__file__).parent.parent / "examples" / "zones.yaml"
+EXAMPLE = EXAMPLES / "zones.yaml"
 
 
 def write(tmp_path: Path, text: str) -> Path:

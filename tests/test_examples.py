@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 
 from edgedns import config as config_mod
-
-EXAMPLES = Path(__file__).parent.parent / "examples"
+from tests.support import EXAMPLES
 
 
 def test_example_config_loads_with_zones_pools_and_tcp_checks_only() -> None:

@@ -1,0 +1,1 @@
+"""The admin endpoint: HTTP routes, Prometheus metrics and the status snapshot."""

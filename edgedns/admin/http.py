@@ -1,0 +1,121 @@
+"""The admin HTTP endpoint: ``/metrics``, ``/health``, ``/ready``, ``/status``.
+
+Served on the same event loop as DNS. The standard library's HTTP servers block, and four
+GET routes need only a request line, headers and a bounded response, so this speaks that much
+HTTP/1.1 itself: one request per connection, bounded header size, read timeout and
+connection count. A bearer token, when configured, guards every route.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from edgedns.admin import metrics, status
+
+if TYPE_CHECKING:
+    from edgedns.server.lifecycle import Server
+
+log = logging.getLogger(__name__)
+
+MAX_REQUEST_HEAD = 8 * 1024
+READ_TIMEOUT = 5.0
+MAX_CONNECTIONS = 32
+_REASONS = {200: "OK", 401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed",
+            400: "Bad Request", 503: "Service Unavailable"}
+
+
+class AdminServer:
+    def __init__(self, server: Server, token: str | None) -> None:
+        self.server = server
+        self.token = token
+        self._listener: asyncio.AbstractServer | None = None
+        self._open = 0
+        self._routes: dict[str, Callable[[], tuple[int, str, bytes]]] = {
+            "/metrics": self._metrics,
+            "/health": self._health,
+            "/ready": self._ready,
+            "/status": self._status,
+        }
+
+    async def start(self, host: str, port: int) -> int:
+        """Listen on host:port; returns the port bound (useful with port 0)."""
+        self._listener = await asyncio.start_server(
+            self._serve, host, port, reuse_address=True, limit=MAX_REQUEST_HEAD)
+        return self._listener.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        if self._listener is not None:
+            self._listener.close()
+            await self._listener.wait_closed()
+            self._listener = None
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self._open >= MAX_CONNECTIONS:
+            writer.transport.abort()
+            return
+        self._open += 1
+        try:
+            code, ctype, body, head_only = await asyncio.wait_for(self._handle(reader),
+                                                                  READ_TIMEOUT)
+        except (asyncio.TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError,
+                ConnectionError):
+            writer.transport.abort()
+            return
+        finally:
+            self._open -= 1
+        head = (f"HTTP/1.1 {code} {_REASONS.get(code, 'OK')}\r\nContent-Type: {ctype}\r\n"
+                f"Content-Length: {len(body)}\r\nConnection: close\r\n")
+        if code == 401:
+            head += 'WWW-Authenticate: Bearer realm="edgedns"\r\n'
+        writer.write(head.encode() + b"\r\n" + (b"" if head_only else body))
+        try:
+            await asyncio.wait_for(writer.drain(), READ_TIMEOUT)
+        except (asyncio.TimeoutError, ConnectionError):
+            pass
+        writer.transport.close()
+
+    async def _handle(self, reader: asyncio.StreamReader) -> tuple[int, str, bytes, bool]:
+        """Status, content type, body, and whether to send only the head (HEAD)."""
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+        except asyncio.LimitOverrunError:  # the reader's limit is MAX_REQUEST_HEAD
+            head = b""
+        if not head or len(head) > MAX_REQUEST_HEAD:
+            return 400, "text/plain", b"request head too large\n", False
+        lines = head.decode("latin-1").split("\r\n")
+        parts = lines[0].split(" ")
+        if len(parts) != 3 or not parts[2].startswith("HTTP/"):
+            return 400, "text/plain", b"bad request line\n", False
+        method, target = parts[0], parts[1].split("?", 1)[0]
+        head_only = method == "HEAD"
+        if self.token is not None:
+            given = next((line.split(":", 1)[1].strip() for line in lines[1:]
+                          if line.lower().startswith("authorization:")), "")
+            if not hmac.compare_digest(given.encode(), f"Bearer {self.token}".encode()):
+                return 401, "text/plain", b"bearer token required\n", head_only
+        route = self._routes.get(target)
+        if route is None:
+            return 404, "text/plain", b"not found: try /metrics /health /ready /status\n", head_only
+        if method not in ("GET", "HEAD"):
+            return 405, "text/plain", b"only GET\n", False
+        return (*route(), head_only)
+
+    def _metrics(self) -> tuple[int, str, bytes]:
+        return 200, "text/plain; version=0.0.4; charset=utf-8", metrics.render(self.server)
+
+    def _health(self) -> tuple[int, str, bytes]:
+        return 200, "text/plain", b"ok\n"
+
+    def _ready(self) -> tuple[int, str, bytes]:
+        if self.server.ready():
+            return 200, "text/plain", b"ready\n"
+        return 503, "text/plain", b"waiting for first health verdicts\n"
+
+    def _status(self) -> tuple[int, str, bytes]:
+        body = json.dumps(status.snapshot(self.server), indent=2).encode() + b"\n"
+        return 200, "application/json", body

@@ -1,0 +1,160 @@
+"""Metrics: plain counters on the query path, turned into Prometheus families at scrape time.
+
+The per-query cost is one dict increment and one histogram bucket; everything else (pool
+health, probe RTTs, upstreams, cache, reloads) is read from the running server only when
+``/metrics`` is scraped, by `ServerCollector`.
+"""
+
+from __future__ import annotations
+
+import time
+from bisect import bisect_left
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from dnslib import QTYPE, RCODE
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+
+from edgedns.dns import names
+
+if TYPE_CHECKING:
+    from edgedns.server.lifecycle import Server
+
+LATENCY_BUCKETS = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                   0.1, 0.25, 0.5, 1.0, 2.5)
+"""Seconds; fine-grained at the low end where authoritative answers live."""
+TRANSPORTS = ("udp", "tcp")
+
+
+class QueryStats:
+    """Counters the query path bumps. Labels: zone apex ("forward" for names sent upstream,
+    "" when no zone was involved), query type, rcode, transport."""
+
+    def __init__(self) -> None:
+        self.queries: dict[tuple[str, int, int, bool], int] = {}
+        self.latency = {tcp: [0] * (len(LATENCY_BUCKETS) + 1) for tcp in (False, True)}
+        self.latency_sum = {False: 0.0, True: 0.0}
+
+    def count(self, zone: str, qtype: int, rcode: int, tcp: bool, seconds: float) -> None:
+        key = (zone, qtype, rcode, tcp)
+        self.queries[key] = self.queries.get(key, 0) + 1
+        self.latency[tcp][bisect_left(LATENCY_BUCKETS, seconds)] += 1
+        self.latency_sum[tcp] += seconds
+
+
+class ServerCollector:
+    """Reads a running `Server` into metric families when Prometheus scrapes."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+
+    def collect(self) -> Iterator[Metric]:
+        server = self.server
+        stats = server.stats
+        queries = CounterMetricFamily("edgedns_queries", "DNS queries answered",
+                                      labels=("zone", "type", "rcode", "transport"))
+        for (zone, qtype, rcode, tcp), n in list(stats.queries.items()):
+            queries.add_metric((zone, QTYPE.get(qtype), RCODE.get(rcode), TRANSPORTS[tcp]), n)
+        yield queries
+
+        latency = HistogramMetricFamily(
+            "edgedns_query_duration_seconds", "Time from a query's arrival to its reply",
+            labels=("transport",))
+        for tcp in (False, True):
+            counts = stats.latency[tcp]
+            cumulative, running = [], 0
+            for bound, n in zip((*map(str, LATENCY_BUCKETS), "+Inf"), counts, strict=True):
+                running += n
+                cumulative.append((bound, running))
+            latency.add_metric((TRANSPORTS[tcp],), cumulative, stats.latency_sum[tcp])
+        yield latency
+
+        yield from self._pools()
+        yield from self._forwarding()
+
+        reloads = CounterMetricFamily("edgedns_reloads", "Config reloads tried",
+                                      labels=("result",))
+        reloads.add_metric(("success",), server.reloads.successes)
+        reloads.add_metric(("failure",), server.reloads.failures)
+        yield reloads
+        last_ok = GaugeMetricFamily("edgedns_last_reload_successful",
+                                    "1 when the last reload was applied, 0 when it was refused")
+        last_ok.add_metric((), 0 if server.reloads.last_error else 1)
+        yield last_ok
+        uptime = GaugeMetricFamily("edgedns_uptime_seconds", "Seconds since the server started")
+        uptime.add_metric((), time.monotonic() - server.started)
+        yield uptime
+
+    def _pools(self) -> Iterator[Metric]:
+        pools = self.server.pools
+        member_up = GaugeMetricFamily(
+            "edgedns_member_up", "1 when a pool member is healthy", labels=("pool", "member"))
+        rtt = GaugeMetricFamily(
+            "edgedns_probe_rtt_seconds", "RTT of a member's last answered probe",
+            labels=("pool", "member"))
+        healthy = GaugeMetricFamily(
+            "edgedns_pool_healthy_members", "Healthy members of a pool", labels=("pool",))
+        for pool in pools.pools.values():
+            pool_name = names.to_text(pool.name)
+            up_count = 0
+            for member in pool.members:
+                up = pools.is_up(member)
+                up_count += up
+                member_up.add_metric((pool_name, member.address), int(up))
+                health = pools.health.get(member.target) if member.target else None
+                if health is not None and health.last is not None and health.last.rtt is not None:
+                    rtt.add_metric((pool_name, member.address), health.last.rtt)
+            healthy.add_metric((pool_name,), up_count)
+        yield member_up
+        yield rtt
+        yield healthy
+        scheduler = self.server.scheduler
+        probes = CounterMetricFamily("edgedns_probes", "Health probes started")
+        probes.add_metric((), scheduler.probes_started)
+        yield probes
+        lateness = GaugeMetricFamily("edgedns_probe_lateness_max_seconds",
+                                     "Largest delay between a probe's due time and its start")
+        lateness.add_metric((), scheduler.max_lateness)
+        yield lateness
+
+    def _forwarding(self) -> Iterator[Metric]:
+        forwarder = self.server.handler.forwarder
+        if forwarder is None:
+            return
+        results = CounterMetricFamily("edgedns_upstream_queries", "Queries sent upstream",
+                                      labels=("upstream", "result"))
+        up = GaugeMetricFamily("edgedns_upstream_up", "1 unless an upstream is marked down",
+                               labels=("upstream",))
+        for state in forwarder.states():
+            name = str(state.upstream)
+            for result, n in state.results.items():
+                results.add_metric((name, result), n)
+            up.add_metric((name,), 0 if state.down else 1)
+        yield results
+        yield up
+        cache = forwarder.cache
+        for metric, help_text, value in (
+            ("edgedns_cache_hits", "Forwarded questions answered from the cache", cache.hits),
+            ("edgedns_cache_misses", "Forwarded questions not in the cache", cache.misses),
+            ("edgedns_cache_stale_served", "Answers served stale (RFC 8767)",
+             cache.stale_served),
+        ):
+            family = CounterMetricFamily(metric, help_text)
+            family.add_metric((), value)
+            yield family
+        entries = GaugeMetricFamily("edgedns_cache_entries", "Answers in the cache")
+        entries.add_metric((), len(cache))
+        yield entries
+
+
+def render(server: Server) -> bytes:
+    """The Prometheus text exposition of `server`'s metrics."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(ServerCollector(server))
+    return generate_latest(registry)

@@ -1,0 +1,118 @@
+"""Status at a glance: a JSON snapshot of a running server, and its table for people.
+
+`snapshot` is what ``/status`` serves; `table` renders one for ``edgedns status``; and
+`pools_fully_down` is what that command's exit code says (for monitoring and keepalived).
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from edgedns import __version__
+from edgedns.dns import names
+
+if TYPE_CHECKING:
+    from edgedns.server.lifecycle import Server
+
+
+def _iso(wall: float | None) -> str | None:
+    if wall is None:
+        return None
+    return datetime.fromtimestamp(wall, timezone.utc).isoformat(timespec="seconds")
+
+
+def snapshot(server: Server) -> dict[str, Any]:
+    """Everything an operator asks first, as plain JSON-ready data."""
+    pools = server.pools
+    pool_list = []
+    for pool in pools.pools.values():
+        members = []
+        for member in pool.members:
+            target = member.target
+            health = pools.health.get(target) if target is not None else None
+            last = health.last if health is not None else None
+            members.append({
+                "address": member.address,
+                "up": pools.is_up(member),
+                "check": str(target) if target is not None else "none",
+                "probed": health.probed if health is not None else True,
+                "reason": last.reason if last is not None else None,
+                "rtt_ms": round(last.rtt * 1000, 3) if last and last.rtt is not None else None,
+                "since": _iso(health.changed_at) if health is not None else None,
+                "successes": health.successes if health is not None else None,
+                "failures": health.failures if health is not None else None,
+                "weight": member.weight,
+                "priority": member.priority,
+            })
+        pool_list.append({
+            "name": names.to_text(pool.name),
+            "policy": pool.policy,
+            "when_all_down": pool.when_all_down,
+            "healthy": sum(m["up"] for m in members),
+            "members": members,
+        })
+    zones = []
+    for zone in server.config.zones:
+        records = sum(len(r.rdatas) for node in zone.nodes.values() for r in node.values())
+        zones.append({"name": names.to_text(zone.origin), "names": len(zone.nodes),
+                      "records": records})
+    out: dict[str, Any] = {
+        "version": __version__,
+        "config": str(server.config.source),
+        "uptime_seconds": round(time.monotonic() - server.started, 1),
+        "ready": server.ready(),
+        "listen": [str(e) for e in server.bound],
+        "last_reload": {
+            "ok": server.reloads.last_error is None,
+            "at": _iso(server.reloads.last_at),
+            "error": server.reloads.last_error,
+            "successes": server.reloads.successes,
+            "failures": server.reloads.failures,
+        },
+        "zones": zones,
+        "pools": pool_list,
+    }
+    forwarder = server.handler.forwarder
+    if forwarder is not None:
+        out["upstreams"] = [
+            {"upstream": str(s.upstream), "up": not s.down, "consecutive_failures": s.fails}
+            for s in forwarder.states()
+        ]
+        out["cache"] = {"entries": len(forwarder.cache), "hits": forwarder.cache.hits,
+                        "misses": forwarder.cache.misses}
+    return out
+
+
+def pools_fully_down(snap: dict[str, Any]) -> list[str]:
+    """Names of pools with no healthy member."""
+    return [p["name"] for p in snap.get("pools", []) if p["members"] and not p["healthy"]]
+
+
+def table(snap: dict[str, Any]) -> str:
+    """A readable summary: one line per member, grouped by pool."""
+    reload = snap["last_reload"]
+    lines = [
+        f"edgedns {snap['version']}  config {snap['config']}  up {snap['uptime_seconds']:.0f}s  "
+        f"{'ready' if snap['ready'] else 'NOT READY'}",
+    ]
+    if not reload["ok"]:
+        lines.append(f"LAST RELOAD FAILED at {reload['at']}: {reload['error']}")
+    for pool in snap["pools"]:
+        lines.append("")
+        state = "DOWN" if pool["members"] and not pool["healthy"] else "ok"
+        lines.append(f"pool {pool['name']}  {pool['healthy']}/{len(pool['members'])} healthy  "
+                     f"policy {pool['policy']}  [{state}]")
+        width = max(len(m["address"]) for m in pool["members"])
+        for m in pool["members"]:
+            rtt = f"{m['rtt_ms']:.1f}ms" if m["rtt_ms"] is not None else "-"
+            since = m["since"] or "-"
+            reason = m["reason"] or ("no check" if m["check"] == "none" else "not probed yet")
+            lines.append(f"  {m['address']:<{width}}  {'UP' if m['up'] else 'DOWN':<4}  "
+                         f"{rtt:>8}  since {since}  {m['check']}: {reason}")
+    for up in snap.get("upstreams", []):
+        if not lines[-1].startswith("upstream"):
+            lines.append("")
+        lines.append(f"upstream {up['upstream']}  {'UP' if up['up'] else 'DOWN'}")
+    return "\n".join(lines)

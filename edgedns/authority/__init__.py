@@ -1,0 +1,1 @@
+"""Authoritative data: zones, the RFC 1034 lookup, and replies built from them."""

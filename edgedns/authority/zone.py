@@ -1,0 +1,309 @@
+"""Zone data and the RFC 1034 §4.3.2 lookup, with RFC 4592 wildcards and RFC 2308 negatives.
+
+A `Zone` is immutable once built: `Zone.build` validates the records (conflicts are errors at
+load time, never surprises at query time) and `Zone.find` answers one name and type from this
+zone's data alone. Following CNAMEs across zones is the catalog's job (`edgedns.authority.catalog`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from dnslib import QTYPE, RCODE, RD, RR
+
+from edgedns.dns import names
+from edgedns.dns.names import Name
+from edgedns.pools.pool import PoolSpec
+
+ANY = QTYPE.ANY
+CNAME = QTYPE.CNAME
+NS = QTYPE.NS
+SOA = QTYPE.SOA
+DS = QTYPE.DS
+ADDRESS_TYPES = (QTYPE.A, QTYPE.AAAA)
+# Types whose targets get their addresses added to the additional section (RFC 1035 §3.3).
+_TARGET_FIELD = {QTYPE.NS: "label", QTYPE.MX: "label", QTYPE.SRV: "target"}
+# RFC 8482: a node answers ANY with one RRset; these are preferred, in order (the SOA only
+# exists at the apex), else the lowest type code.
+_ANY_PREFERENCE = (QTYPE.SOA, QTYPE.CNAME, QTYPE.A, QTYPE.AAAA)
+
+
+class ZoneError(ValueError):
+    """Conflicting or misplaced zone data; `where` names the offending record's source."""
+
+    def __init__(self, message: str, where: str) -> None:
+        super().__init__(message)
+        self.where = where
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One resource record as loaded, with `where` it came from (``file:line`` or key path)."""
+
+    owner: Name
+    rtype: int
+    ttl: int
+    rdata: RD
+    where: str
+
+
+@dataclass(frozen=True, slots=True)
+class RRset:
+    name: Name
+    rtype: int
+    ttl: int
+    rdatas: tuple[RD, ...]
+    pool: bool = False
+    """A pool's A/AAAA: `rdatas` is empty and the addresses come from the pool's current
+    selection when answers are compiled (`edgedns.authority.answers`)."""
+
+    def rrs(self, owner: Name | None = None) -> list[RR]:
+        """dnslib records, owned by `owner` (a wildcard's synthesized name) or our name."""
+        label = names.to_label(self.name if owner is None else owner)
+        return [RR(label, self.rtype, ttl=self.ttl, rdata=rd) for rd in self.rdatas]
+
+
+@dataclass(frozen=True, slots=True)
+class Section:
+    """An RRset as it appears in a response; `owner` differs from the RRset's for wildcards."""
+
+    owner: Name
+    rrset: RRset
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What one zone says about one name and type."""
+
+    rcode: int = RCODE.NOERROR
+    authoritative: bool = True
+    answer: list[Section] = field(default_factory=list)
+    authority: list[Section] = field(default_factory=list)
+    additional: list[Section] = field(default_factory=list)
+    cname_target: Name | None = None
+    """Set when the answer ends in a CNAME whose target the catalog should chase."""
+    required_glue: int = 0
+    """How many of the first `additional` sections a referral cannot do without (RFC 9471)."""
+    optional_authority: bool = False
+    """The authority section is informational (the zone's NS beside a positive answer) and is
+    left out, without setting TC, when the reply would not fit (RFC 2181 §9)."""
+
+
+@dataclass(frozen=True)
+class Zone:
+    origin: Name
+    nodes: dict[Name, dict[int, RRset]]
+    empty_non_terminals: frozenset[Name]
+    cuts: frozenset[Name]
+    """Delegation points: names below the apex that own NS records."""
+
+    @property
+    def soa(self) -> RRset:
+        return self.nodes[self.origin][SOA]
+
+    @classmethod
+    def build(
+        cls, origin: Name, records: Iterable[Record], pools: Iterable[PoolSpec] = ()
+    ) -> Zone:
+        """Validate `records` and `pools` and index them. Raises `ZoneError` on the first
+        conflict; a pool's `where` is its config key path."""
+        grouped: dict[Name, dict[int, list[Record]]] = {}
+        for rec in records:
+            if not names.is_subdomain(rec.owner, origin):
+                raise ZoneError(
+                    f"{names.to_text(rec.owner)} is outside the zone {names.to_text(origin)}",
+                    rec.where,
+                )
+            by_type = grouped.setdefault(rec.owner, {})
+            same = by_type.setdefault(rec.rtype, [])
+            for prior in same:
+                if prior.rdata == rec.rdata:
+                    raise ZoneError(f"duplicate record (first at {prior.where})", rec.where)
+                if prior.ttl != rec.ttl:
+                    raise ZoneError(
+                        f"TTL {rec.ttl} differs from {prior.ttl} of the same RRset at "
+                        f"{prior.where} (RFC 2181 §5.2)",
+                        rec.where,
+                    )
+            same.append(rec)
+        _check_apex(origin, grouped)
+        cuts = frozenset(n for n, types in grouped.items() if n != origin and NS in types)
+        for owner, by_type in grouped.items():
+            _check_node(owner, by_type, origin, cuts)
+        nodes = {
+            owner: {
+                rtype: RRset(owner, rtype, recs[0].ttl, tuple(r.rdata for r in recs))
+                for rtype, recs in by_type.items()
+            }
+            for owner, by_type in grouped.items()
+        }
+        for pool in pools:
+            _check_pool(pool, origin, grouped, cuts)
+            node = nodes.setdefault(pool.name, {})
+            for version in pool.families():
+                rtype = QTYPE.A if version == 4 else QTYPE.AAAA
+                node[rtype] = RRset(pool.name, rtype, pool.ttl, (), pool=True)
+        ents = {
+            owner[i:]
+            for owner in nodes
+            for i in range(1, len(owner) - len(origin))
+            if owner[i:] not in nodes
+        }
+        return cls(origin, nodes, frozenset(ents), cuts)
+
+    def negative_soa(self) -> Section:
+        """The SOA for a negative answer, TTL = min(SOA TTL, SOA minimum) (RFC 2308 §3)."""
+        soa = self.soa
+        ttl = min(soa.ttl, soa.rdatas[0].times[4])
+        return Section(self.origin, RRset(self.origin, SOA, ttl, soa.rdatas))
+
+    def find(self, qname: Name, qtype: int) -> Outcome:
+        """Answer `qname` (at or below the origin) and `qtype` from this zone's data."""
+        for depth in range(len(self.origin) + 1, len(qname) + 1):
+            name = qname[-depth:]
+            if name in self.cuts and not (name == qname and qtype == DS):
+                return self._referral(name)
+        node = self.nodes.get(qname)
+        if node is not None:
+            return self._from_node(qname, node, qtype)
+        if qname in self.empty_non_terminals:
+            return Outcome(authority=[self.negative_soa()])
+        encloser = qname[1:]
+        while encloser not in self.nodes and encloser not in self.empty_non_terminals:
+            encloser = encloser[1:]
+        wildcard = self.nodes.get((b"*", *encloser))
+        if wildcard is not None:
+            return self._from_node(qname, wildcard, qtype)
+        return Outcome(rcode=RCODE.NXDOMAIN, authority=[self.negative_soa()])
+
+    def _from_node(self, owner: Name, node: dict[int, RRset], qtype: int) -> Outcome:
+        if qtype == ANY:
+            rtype = next((t for t in _ANY_PREFERENCE if t in node), min(node))
+            return Outcome(answer=[Section(owner, node[rtype])])
+        rrset = node.get(qtype)
+        if rrset is not None:
+            return self._positive(Section(owner, rrset))
+        cname = node.get(CNAME)
+        if cname is not None:
+            target = names.from_label(cname.rdatas[0].label)
+            return Outcome(answer=[Section(owner, cname)], cname_target=target)
+        return Outcome(authority=[self.negative_soa()])
+
+    def _positive(self, answer: Section) -> Outcome:
+        """An answer with the zone's NS in authority and the addresses of every name the
+        answer and the NS records point at in additional, as classic authoritative servers
+        (NSD, BIND without minimal-responses) give it."""
+        ns = self.nodes[self.origin][NS]
+        out = Outcome(answer=[answer])
+        targets = [answer.rrset]
+        if answer.rrset is not ns:
+            out.authority = [Section(self.origin, ns)]
+            out.optional_authority = True
+            targets.append(ns)
+        shown = {(answer.owner, answer.rrset.rtype)}
+        for rrset in targets:
+            for section in self._addresses_for_targets(rrset):
+                if (section.owner, section.rrset.rtype) not in shown:
+                    shown.add((section.owner, section.rrset.rtype))
+                    out.additional.append(section)
+        return out
+
+    def _referral(self, cut: Name) -> Outcome:
+        ns = self.nodes[cut][NS]
+        glue = self._addresses_for_targets(ns)
+        required = sum(1 for s in glue if names.is_subdomain(s.owner, cut))
+        glue.sort(key=lambda s: not names.is_subdomain(s.owner, cut))
+        return Outcome(
+            authoritative=False,
+            authority=[Section(cut, ns)],
+            additional=glue,
+            required_glue=required,
+        )
+
+    def _addresses_for_targets(self, rrset: RRset) -> list[Section]:
+        attr = _TARGET_FIELD.get(rrset.rtype)
+        if attr is None:
+            return []
+        out: list[Section] = []
+        seen: set[Name] = set()
+        for rd in rrset.rdatas:
+            target = names.from_label(getattr(rd, attr))
+            if target in seen or not names.is_subdomain(target, self.origin):
+                continue
+            seen.add(target)
+            node = self.nodes.get(target, {})
+            out.extend(
+                Section(target, node[t]) for t in ADDRESS_TYPES if t in node and not node[t].pool
+            )
+        return out
+
+
+def _check_pool(
+    pool: PoolSpec, origin: Name, grouped: dict[Name, dict[int, list[Record]]], cuts: frozenset
+) -> None:
+    shown = names.to_text(pool.name)
+    where = f"pool {shown}"
+    if not names.is_subdomain(pool.name, origin):
+        raise ZoneError(f"pool {shown} is outside the zone {names.to_text(origin)}", where)
+    clash = [t for t in (QTYPE.A, QTYPE.AAAA, CNAME) if t in grouped.get(pool.name, {})]
+    if clash:
+        record = grouped[pool.name][clash[0]][0]
+        raise ZoneError(
+            f"pool {shown} clashes with the {QTYPE.get(clash[0])} record at {record.where}; "
+            "a pool's name gets its A/AAAA from the pool alone",
+            where,
+        )
+    below = [c for c in cuts if names.is_subdomain(pool.name, c)]
+    if below:
+        raise ZoneError(f"pool {shown} is at or below the delegation at "
+                        f"{names.to_text(below[0])}", where)
+
+
+def _check_apex(origin: Name, grouped: dict[Name, dict[int, list[Record]]]) -> None:
+    apex = grouped.get(origin, {})
+    shown = names.to_text(origin)
+    if SOA not in apex:
+        raise ZoneError(f"zone {shown} has no SOA record at its apex", shown)
+    if len(apex[SOA]) > 1:
+        raise ZoneError(f"zone {shown} has more than one SOA record", apex[SOA][1].where)
+    if NS not in apex:
+        raise ZoneError(f"zone {shown} has no NS records at its apex", apex[SOA][0].where)
+
+
+def _check_node(
+    owner: Name, by_type: dict[int, list[Record]], origin: Name, cuts: frozenset[Name]
+) -> None:
+    first = next(iter(by_type.values()))[0]
+    shown = names.to_text(owner)
+    if CNAME in by_type:
+        cname = by_type[CNAME]
+        if len(cname) > 1:
+            raise ZoneError(f"{shown} has more than one CNAME", cname[1].where)
+        others = [QTYPE.get(t) for t in by_type if t != CNAME]
+        if others:
+            raise ZoneError(
+                f"CNAME at {shown} cannot coexist with other data (found {', '.join(others)})",
+                cname[0].where,
+            )
+    if SOA in by_type and owner != origin:
+        raise ZoneError(f"SOA at {shown} is not at the zone apex", by_type[SOA][0].where)
+    if owner[:1] == (b"*",) and NS in by_type:
+        raise ZoneError(f"wildcard {shown} cannot own NS records (RFC 4592 §4.2)", first.where)
+    below = [c for c in cuts if c != owner and names.is_subdomain(owner, c)]
+    if below:
+        wrong = [t for t in by_type if t not in ADDRESS_TYPES]
+        if wrong:
+            raise ZoneError(
+                f"{shown} is below the delegation at {names.to_text(below[0])}; only A/AAAA "
+                f"glue may live there (found {QTYPE.get(wrong[0])})",
+                by_type[wrong[0]][0].where,
+            )
+    elif owner in cuts:
+        wrong = [t for t in by_type if t not in (NS, DS, *ADDRESS_TYPES)]
+        if wrong:
+            raise ZoneError(
+                f"{shown} is a delegation point; it may hold only NS, DS and glue "
+                f"(found {QTYPE.get(wrong[0])})",
+                by_type[wrong[0]][0].where,
+            )

@@ -1,0 +1,139 @@
+"""The RFC 1035 §5.1 presentation syntax: tokens, quoting, escapes, comments, parentheses.
+
+Shared by master files (`edgedns.dns.zonefile`) and the record values written in YAML
+(`edgedns.config`), so both accept exactly the same text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+
+class PresentationError(ValueError):
+    """Text that does not tokenize; `lineno` counts from 1 within the parsed text."""
+
+    def __init__(self, message: str, lineno: int = 1) -> None:
+        super().__init__(message)
+        self.lineno = lineno
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    text: str
+    """The token as written, quotes removed, backslash escapes kept (see `unescape`)."""
+    quoted: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    """One logical line: parentheses may have joined several physical lines."""
+
+    lineno: int
+    indented: bool
+    """True when the line starts with blank space, i.e. it has no owner field."""
+    tokens: list[Token]
+
+
+def lines(text: str) -> Iterator[Line]:
+    """Split master-file text into logical lines of tokens, dropping comments."""
+    tokens: list[Token] = []
+    depth = 0
+    lineno = 1
+    start_lineno = 1
+    indented = False
+    at_line_start = True
+    i = 0
+    n = len(text)
+    while i < n:
+        c = text[i]
+        if at_line_start and depth == 0:
+            start_lineno = lineno
+            indented = c in " \t"
+            at_line_start = False
+        if c == "\n":
+            lineno += 1
+            if depth == 0:
+                if tokens:
+                    yield Line(start_lineno, indented, tokens)
+                tokens = []
+                at_line_start = True
+            i += 1
+        elif c in " \t\r":
+            i += 1
+        elif c == ";":
+            while i < n and text[i] != "\n":
+                i += 1
+        elif c == "(":
+            depth += 1
+            i += 1
+        elif c == ")":
+            if depth == 0:
+                raise PresentationError("')' without a matching '('", lineno)
+            depth -= 1
+            i += 1
+        elif c == '"':
+            j = i + 1
+            while j < n and text[j] != '"':
+                if text[j] == "\n":
+                    raise PresentationError("unterminated quoted string", lineno)
+                j += _escape_width(text, j)
+            if j >= n:
+                raise PresentationError("unterminated quoted string", lineno)
+            tokens.append(Token(text[i + 1 : j], True))
+            i = j + 1
+        else:
+            j = i
+            while j < n and text[j] not in ' \t\r\n;()"':
+                j += _escape_width(text, j)
+            tokens.append(Token(text[i:j], False))
+            i = j
+    if depth:
+        raise PresentationError("'(' without a matching ')'", start_lineno)
+    if tokens:
+        yield Line(start_lineno, indented, tokens)
+
+
+def _escape_width(text: str, i: int) -> int:
+    """Characters taken by ``text[i]``: 2 for a backslash and the character it escapes.
+
+    A backslash never escapes a line break, so line numbers stay right; `unescape` then
+    reports it as a lone backslash.
+    """
+    return 2 if text[i] == "\\" and text[i + 1 : i + 2] not in ("", "\n") else 1
+
+
+def split(text: str) -> list[Token]:
+    """Tokenize a single record value (as written in YAML)."""
+    if "\n" in text.strip():
+        raise PresentationError("a record value must be one line")
+    out = [token for line in lines(text) for token in line.tokens]
+    return out
+
+
+def unescape(text: str) -> bytes:
+    """Decode ``\\DDD`` (decimal octet) and ``\\X`` (literal X) escapes into octets."""
+    raw = text.encode("utf-8")
+    if b"\\" not in raw:
+        return raw
+    out = bytearray()
+    i = 0
+    while i < len(raw):
+        c = raw[i]
+        if c != 0x5C:
+            out.append(c)
+            i += 1
+            continue
+        digits = raw[i + 1 : i + 4]
+        if len(digits) == 3 and digits.isdigit():
+            value = int(digits)
+            if value > 255:
+                raise PresentationError(f"escape \\{digits.decode()} is over 255")
+            out.append(value)
+            i += 4
+        elif i + 1 < len(raw):
+            out.append(raw[i + 1])
+            i += 2
+        else:
+            raise PresentationError("text ends in a lone backslash")
+    return bytes(out)

@@ -1,0 +1,1 @@
+"""Forwarding: upstreams and their health, and the cache of forwarded answers."""

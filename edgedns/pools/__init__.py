@@ -1,0 +1,1 @@
+"""Health-checked pools: members, rise/fall state, policies; `health/` probes them."""

@@ -1,0 +1,235 @@
+"""Pools: names whose A/AAAA answers are the healthy members of a set of backends.
+
+Probe results flow in through `PoolSet.record` (rise/fall per check target, below), and
+`PoolSet.selection` says what a pool answers right now for one address family: one or more
+address lists ("variants") and how a query picks among them. Selections are computed when
+health changes, never per query; the per-query pick is an index (`edgedns.authority.answers`).
+
+Startup rule: a member counts as up until its first probe completes; that first result sets
+its state directly, after which `rise` consecutive successes or `fall` consecutive failures
+are needed to change it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from edgedns.dns import names
+from edgedns.dns.names import Name
+from edgedns.pools.health.checks import CheckSpec, ProbeResult, Target
+
+log = logging.getLogger(__name__)
+
+POLICIES = ("all", "random", "round_robin", "weighted", "failover", "hash")
+WHEN_ALL_DOWN = ("serve_all", "servfail", "nodata", "fallback")
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    address: str
+    """Canonical text form of the address answered."""
+    check: CheckSpec
+    weight: int = 1
+    """policy weighted: relative share of queries answered with this member first."""
+    priority: int = 0
+    """policy failover: the highest priority with a healthy member is answered."""
+
+    @property
+    def version(self) -> int:
+        return ipaddress.ip_address(self.address).version
+
+    @property
+    def target(self) -> Target | None:
+        """What to probe, or None for `check: {type: none}` (always up)."""
+        if self.check.type == "none":
+            return None
+        return Target.for_member(self.check, self.address)
+
+
+@dataclass(frozen=True, slots=True)
+class PoolSpec:
+    name: Name
+    ttl: int
+    policy: str
+    count: int | None
+    """Addresses per answer; None: every healthy one (all, failover) or one (the others)."""
+    preempt: bool
+    members: tuple[Member, ...]
+    when_all_down: str
+    fallback: tuple[str, ...]
+
+    def families(self) -> set[int]:
+        """IP versions this pool can answer (members and fallback addresses)."""
+        found = {m.version for m in self.members}
+        if self.when_all_down == "fallback":
+            found |= {ipaddress.ip_address(a).version for a in self.fallback}
+        return found
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """What a pool answers for one address family until health changes again."""
+
+    variants: tuple[tuple[str, ...], ...]
+    """Address lists; a query gets one of them. ``((),)`` answers NODATA."""
+    chooser: str = "first"
+    """How a query picks a variant: first, random, round_robin, weighted or hash."""
+    weights: tuple[int, ...] = ()
+    """weighted: cumulative weights, one per variant."""
+    servfail: bool = False
+
+    @property
+    def nodata(self) -> bool:
+        return self.variants == ((),)
+
+
+NODATA = Selection(((),))
+SERVFAIL = Selection(((),), servfail=True)
+
+
+@dataclass(slots=True)
+class Health:
+    """Rise/fall state of one check target, shared by the members probed through it."""
+
+    up: bool = True
+    probed: bool = False
+    successes: int = 0
+    failures: int = 0
+    last: ProbeResult | None = None
+    changed_at: float = field(default_factory=time.time)
+
+    def record(self, result: ProbeResult, rise: int, fall: int, now: float) -> bool:
+        """Count `result`; True when it changes `up`."""
+        self.last = result
+        if result.ok:
+            self.successes, self.failures = self.successes + 1, 0
+        else:
+            self.successes, self.failures = 0, self.failures + 1
+        if not self.probed:
+            self.probed = True
+            flip = self.up != result.ok
+        elif self.up:
+            flip = self.failures >= fall
+        else:
+            flip = self.successes >= rise
+        if flip:
+            self.up = not self.up
+            self.changed_at = now
+        return flip
+
+
+class PoolSet:
+    """Health and selections of every pool served."""
+
+    def __init__(
+        self,
+        pools: Iterable[PoolSpec],
+        clock: Callable[[], float] = time.time,
+        previous: PoolSet | None = None,
+    ) -> None:
+        """`previous` (the set a reload replaces) hands over the health of every check
+        target that is unchanged, so a reload never restarts or flaps a known member."""
+        self.pools = {pool.name: pool for pool in pools}
+        self.clock = clock
+        self.health: dict[Target, Health] = {}
+        self._users: dict[Target, set[Name]] = {}
+        self._serving: dict[tuple[Name, int], int] = {}
+        """failover: the priority answered last, per (pool, IP version), for preempt false."""
+        known = previous.health if previous is not None else {}
+        for pool in self.pools.values():
+            for member in pool.members:
+                target = member.target
+                if target is not None:
+                    self.health.setdefault(target, known.get(target) or Health())
+                    self._users.setdefault(target, set()).add(pool.name)
+        if previous is not None:
+            self._serving = {
+                key: priority for key, priority in previous._serving.items()
+                if key[0] in self.pools
+            }
+
+    def targets(self) -> set[Target]:
+        return set(self.health)
+
+    def all_probed(self) -> bool:
+        """True once every target has a first verdict."""
+        return all(h.probed for h in self.health.values())
+
+    def record(self, target: Target, result: ProbeResult) -> set[Name]:
+        """Count a probe result; returns the pools whose members changed state."""
+        health = self.health.get(target)
+        if health is None:
+            return set()
+        if not health.record(result, target.rise, target.fall, self.clock()):
+            return set()
+        users = self._users[target]
+        rtt = f", rtt {result.rtt * 1000:.1f}ms" if result.rtt is not None else ""
+        log.info("%s is %s: %s (%s%s; pools %s)", target.address, "UP" if health.up else "DOWN",
+                 result.reason, target, rtt, ", ".join(names.to_text(n) for n in sorted(users)))
+        return set(users)
+
+    def is_up(self, member: Member) -> bool:
+        target = member.target
+        return target is None or self.health[target].up
+
+    def selection(self, name: Name, version: int) -> Selection:
+        """What pool `name` answers now for IPv`version` (4: A, 6: AAAA)."""
+        pool = self.pools[name]
+        members = [m for m in pool.members if m.version == version]
+        healthy = [m for m in members if self.is_up(m)]
+        if not healthy:
+            if pool.when_all_down == "servfail" and members:
+                return SERVFAIL
+            if pool.when_all_down == "fallback" or not members:
+                fallback = tuple(
+                    a for a in pool.fallback if ipaddress.ip_address(a).version == version
+                )
+                return Selection((fallback,)) if fallback else NODATA
+            if pool.when_all_down == "nodata":
+                return NODATA
+            healthy = members  # serve_all: better a maybe-dead address than none
+        if pool.policy == "all":
+            return Selection((tuple(m.address for m in healthy)[: pool.count],))
+        if pool.policy == "failover":
+            return self._failover(pool, version, healthy)
+        return _rotations(pool, healthy)
+
+    def _failover(self, pool: PoolSpec, version: int, healthy: list[Member]) -> Selection:
+        top = max(m.priority for m in healthy)
+        key = (pool.name, version)
+        serving = self._serving.get(key)
+        if not pool.preempt and serving is not None and any(
+            m.priority == serving for m in healthy
+        ):
+            # keepalived's nopreempt: stay with the serving priority while any of its members
+            # is healthy; members of that same priority that come back rejoin it.
+            top = serving
+        self._serving[key] = top
+        chosen = tuple(m.address for m in healthy if m.priority == top)
+        return Selection((chosen[: pool.count],))
+
+
+def _rotations(pool: PoolSpec, healthy: list[Member]) -> Selection:
+    """Variant i starts at healthy member i and continues in config order, `count` long.
+
+    random, round_robin and weighted pick i per query; hash picks by rendezvous hashing of
+    the client over the starting members, so a member's failure moves only its own clients.
+    """
+    n = len(healthy)
+    count = min(pool.count or 1, n)
+    variants = tuple(
+        tuple(healthy[(i + j) % n].address for j in range(count)) for i in range(n)
+    )
+    weights: tuple[int, ...] = ()
+    if pool.policy == "weighted":
+        total = 0
+        cumulative = []
+        for member in healthy:
+            total += member.weight
+            cumulative.append(total)
+        weights = tuple(cumulative)
+    return Selection(variants, pool.policy, weights)

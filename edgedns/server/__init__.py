@@ -1,0 +1,1 @@
+"""The running server: listeners, the query pipeline, and lifecycle (start, reload, stop)."""

@@ -1,0 +1,208 @@
+"""The query pipeline: bytes in → parse → compiled answer, cache or forwarder → bytes out.
+
+Transport-agnostic: listeners call `QueryHandler.respond` for each message and send whatever
+it returns, at once when it is bytes, when done when it is a future (a forwarded question).
+Authoritative and cached replies are built from bytes prepared before the query arrived.
+Every answered query is counted (`edgedns.admin.metrics.QueryStats`) and, when asked for, logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import time
+
+from dnslib import QTYPE, RCODE, RR, TXT, DNSHeader, DNSQuestion, DNSRecord
+
+from edgedns.admin.metrics import QueryStats
+from edgedns.authority.answers import AnswerTable, PoolEntry
+from edgedns.dns import names, wire
+from edgedns.forward.forwarder import DEFAULT_ALLOW, Forwarder
+from edgedns.pools.pool import PoolSet
+
+# Plain ints: dnslib's QTYPE/CLASS attribute lookups cost more than the rest of a query.
+_IN = 1
+_TXT = 16
+_IXFR, _AXFR = 251, 252
+DEBUG_LABEL = b"\x08_edgedns"
+"""TXT queries for ``_edgedns.<pool name>`` answer the pool's member states (to `allow`)."""
+FORWARDED = "forward"
+PACKET_CACHE_SIZE = 50_000
+"""Replies remembered by exact query bytes, per transport; all are forgotten when full."""
+_FOREVER = float("inf")
+PACKET_CACHE_QUERY = 512
+"""Longer queries are not remembered, which bounds the cache's memory (about 50 MB)."""
+_PRIVATE = tuple(ipaddress.ip_network(n) for n in DEFAULT_ALLOW)
+
+query_log = logging.getLogger("edgedns.querylog")
+
+
+class QueryHandler:
+    def __init__(
+        self,
+        answers: AnswerTable,
+        forwarder: Forwarder | None = None,
+        stats: QueryStats | None = None,
+        log_queries: bool = False,
+    ) -> None:
+        self.answers = answers
+        self.forwarder = forwarder
+        self.stats = stats if stats is not None else QueryStats()
+        self.log_queries = log_queries
+        self._packets: tuple[dict, dict] = ({}, {})
+        """Per transport, PowerDNS-style: query bytes after the ID → (reply bytes after the
+        ID, metric labels), for replies that depend on nothing but those bytes. Cleared
+        whenever answers change."""
+        answers.on_change.append(self.forget_packets)
+
+    def forget_packets(self) -> None:
+        for packets in self._packets:
+            packets.clear()
+
+    def respond(
+        self, data: bytes, tcp: bool, client: str
+    ) -> bytes | asyncio.Future[bytes] | None:
+        """The reply to one DNS message from `client` (its address): bytes, a future of
+        them for a forwarded question not in the cache, or None when it deserves none."""
+        start = time.perf_counter()
+        packets = self._packets[tcp]
+        hit = packets.get(data[2:])
+        if hit is not None:
+            tail, labels, until = hit
+            # Forwarded replies hold while their TTLs stand still, and only for clients
+            # the forwarding ACL lets in; authoritative ones until answers change.
+            if until == _FOREVER:
+                self.stats.count(*labels, time.perf_counter() - start)
+                return data[:2] + tail
+            forwarder = self.forwarder
+            if time.monotonic() < until and forwarder is not None and forwarder.allows(client):
+                forwarder.cache.hits += 1
+                self.stats.count(*labels, time.perf_counter() - start)
+                return data[:2] + tail
+        try:
+            query = wire.parse_query(data)
+        except wire.Drop:
+            return None
+        except wire.Reject as reject:
+            reply = wire.error_reply(reject)
+            self._done(None, reply, "", tcp, client, start)
+            return reply
+        reply, zone, holds_for = self._answer(query, tcp, client)
+        if reply.__class__ is bytes:
+            self._done(query, reply, zone, tcp, client, start)
+            if holds_for and not self.log_queries and len(data) <= PACKET_CACHE_QUERY:
+                if len(packets) >= PACKET_CACHE_SIZE:
+                    packets.clear()
+                until = _FOREVER if holds_for == _FOREVER else time.monotonic() + holds_for
+                packets[data[2:]] = (reply[2:], (zone, query.qtype, reply[3] & 0x0F, tcp), until)
+        else:
+            reply.add_done_callback(
+                lambda done: self._forwarded(done, query, zone, tcp, client, start))
+        return reply
+
+    def _forwarded(self, done: asyncio.Future[bytes], query: wire.Query, zone: str, tcp: bool,
+                   client: str, start: float) -> None:
+        if not done.cancelled() and done.exception() is None:
+            self._done(query, done.result(), zone, tcp, client, start)
+
+    def _done(self, query: wire.Query | None, reply: bytes, zone: str, tcp: bool, client: str,
+              start: float) -> None:
+        elapsed = time.perf_counter() - start
+        qtype = query.qtype if query is not None else 0
+        rcode = reply[3] & 0x0F
+        self.stats.count(zone, qtype, rcode, tcp, elapsed)
+        if self.log_queries:
+            name = names.to_text(names.from_wire(query.qname)) if query is not None else "-"
+            query_log.info(
+                "client=%s name=%s type=%s rcode=%s transport=%s latency_us=%d source=%s",
+                client, name, QTYPE.get(qtype), RCODE.get(rcode),
+                "tcp" if tcp else "udp", elapsed * 1e6, zone or "none")
+
+    def _answer(
+        self, query: wire.Query, tcp: bool, client: str
+    ) -> tuple[bytes | asyncio.Future[bytes], str, float]:
+        """(reply, zone label, for how many seconds every client asking these bytes gets
+        this same reply: _FOREVER until answers change, 0 when it depends on who asks).
+        Forwarded replies count as the same for every client the ACL lets in."""
+        qtype = query.qtype
+        if query.qclass != _IN or qtype == _IXFR or qtype == _AXFR:
+            # Zone transfers are not offered; AXFR is TCP-only (RFC 5936 §4.2).
+            rcode = wire.NOTIMP if qtype == _AXFR and not tcp else wire.REFUSED
+            return self._error(query, rcode), "", _FOREVER
+        debugging = qtype == _TXT and query.qname.startswith(DEBUG_LABEL)
+        if debugging:  # who asks decides the answer: never the same for all
+            debug = self._debug(query, tcp, client)
+            if debug is not None:
+                return debug, "debug", 0
+        entry = self.answers.lookup(query.qname, qtype)
+        if entry is None:
+            forwarder = self.forwarder
+            if forwarder is None:
+                return self._error(query, wire.REFUSED), "", _FOREVER
+            if not forwarder.allows(client):
+                return self._error(query, wire.REFUSED), "", 0
+            cached = forwarder.cached(query, tcp)
+            if cached is not None:
+                return cached[0], FORWARDED, cached[1]
+            return forwarder.answer(query, tcp), FORWARDED, 0
+        echo = None
+        same_for_all = entry.__class__ is not PoolEntry and not debugging
+        if entry.__class__ is PoolEntry:
+            key = client.encode()
+            if entry.chooser == "hash" and query.edns:
+                # Behind a resolver, the client's subnet (RFC 7871) says who really asks.
+                subnet = wire.client_subnet(query)
+                if subnet is not None:
+                    key, echo = subnet
+            entry = entry.pick(key)
+        full, reduced, stub = entry[query.edns]
+        limit = wire.limit(query, tcp)
+        if echo is not None:
+            limit -= len(echo)
+        if len(full) <= limit:
+            reply = full
+        elif len(reduced) <= limit:
+            reply = reduced
+        else:
+            reply = stub
+        reply = wire.patch(reply, query)
+        holds_for = _FOREVER if same_for_all else 0
+        return (reply if echo is None else wire.add_option(reply, echo)), entry[3], holds_for
+
+    def _debug(self, query: wire.Query, tcp: bool, client: str) -> bytes | None:
+        """Member states of the pool named after the `_edgedns` label, as TXT records, for
+        clients in the forwarding `allow` list; None (answer normally) otherwise."""
+        pools: PoolSet = self.answers.pools
+        name = names.from_wire(query.qname)[1:]
+        pool = pools.pools.get(name)
+        if pool is None or not self._allowed(client):
+            return None
+        owner = names.to_label(names.from_wire(query.qname))
+        reply = DNSRecord(DNSHeader(qr=1, aa=1), q=DNSQuestion(owner, QTYPE.TXT))
+        for member in pool.members:
+            target = member.target
+            health = pools.health.get(target) if target is not None else None
+            last = health.last if health is not None else None
+            rtt = f" rtt={last.rtt * 1000:.1f}ms" if last and last.rtt is not None else ""
+            text = (f"{member.address} {'up' if pools.is_up(member) else 'down'} "
+                    f"check={target or 'none'} reason={last.reason if last else 'none'}{rtt}")
+            reply.add_answer(RR(reply.q.qname, QTYPE.TXT, ttl=0, rdata=TXT(text[:255])))
+        message = wire.with_opt(reply.pack(), query.edns)
+        if len(message) > wire.limit(query, tcp):
+            message = wire.with_opt(wire.truncated(reply.pack(), query.name_end + 4), query.edns)
+        return wire.patch(message, query)
+
+    def _allowed(self, client: str) -> bool:
+        if self.forwarder is not None:
+            return self.forwarder.allows(client)
+        try:
+            address = ipaddress.ip_address(client)
+        except ValueError:
+            return False
+        return any(address in network for network in _PRIVATE)
+
+    @staticmethod
+    def _error(query: wire.Query, rcode: int) -> bytes:
+        reject = wire.Reject(rcode, query.data, query.name_end + 4, query.edns)
+        return wire.error_reply(reject)

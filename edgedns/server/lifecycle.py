@@ -1,0 +1,365 @@
+"""Server lifecycle: build the query pipeline from a `Config`, bind, run, reload, shut down.
+
+One asyncio event loop carries everything: DNS over UDP and TCP, health probes, upstream
+queries and the admin endpoint. `Server.start` binds every listen address on UDP and TCP (the
+same port for both, also when the config asks for port 0), `Server.run` serves until
+SIGINT/SIGTERM, reloading on SIGHUP and when the config's files change.
+
+Health flows one way: probe results → `PoolSet.record` → changed pools → one
+`AnswerTable.refresh` per event-loop turn, however many results arrived in it.
+
+A reload builds and validates everything new first (config, answers, sockets for new listen
+addresses) and only then swaps it in, in one step between two queries; anything that fails
+leaves the old config serving. Health of unchanged check targets carries over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import ipaddress
+import logging
+import signal
+import socket
+import time
+from dataclasses import dataclass
+
+from edgedns import config as config_mod
+from edgedns.admin.http import AdminServer
+from edgedns.admin.metrics import QueryStats
+from edgedns.authority.answers import AnswerTable
+from edgedns.authority.catalog import Catalog
+from edgedns.config import Config, Endpoint
+from edgedns.dns.names import Name
+from edgedns.forward.cache import Cache
+from edgedns.forward.forwarder import Forwarder
+from edgedns.pools.health.checks import ProbeResult, Target
+from edgedns.pools.health.icmp import IcmpProber, IcmpUnavailable
+from edgedns.pools.health.scheduler import Scheduler
+from edgedns.pools.pool import PoolSet
+from edgedns.server.handler import QueryHandler
+from edgedns.server.listeners import TcpConnections, UdpListener
+
+log = logging.getLogger(__name__)
+
+_BIND_ATTEMPTS = 20
+"""Tries at finding a port free on both UDP and TCP when the config asks for port 0."""
+
+
+def build_handler(
+    config: Config,
+    pools: PoolSet | None = None,
+    stats: QueryStats | None = None,
+    cache: Cache | None = None,
+) -> QueryHandler:
+    """The query pipeline for `config`: pools answered from `pools` (all members up when
+    omitted, as before their first probes), forwarding through `cache` when given."""
+    catalog = Catalog({zone.origin: zone for zone in config.zones})
+    forwarder = None
+    if config.forward is not None:
+        forwarder = Forwarder(config.forward, cache or Cache(config.cache))
+    answers = AnswerTable(catalog, pools or PoolSet(config.pools))
+    return QueryHandler(answers, forwarder, stats, config.query_log)
+
+
+@dataclass(slots=True)
+class ReloadLog:
+    successes: int = 0
+    failures: int = 0
+    last_error: str | None = None
+    """Why the last reload was refused; None when it was applied (or none was tried)."""
+    last_at: float | None = None
+
+
+@dataclass(slots=True)
+class _Listener:
+    udp: UdpListener
+    tcp: asyncio.AbstractServer
+    bound: Endpoint
+
+
+class Server:
+    def __init__(self, config: Config, listen_override: tuple[str, ...] = ()) -> None:
+        self.config = config
+        self.listen_override = listen_override
+        """Kept across reloads: ``serve --listen`` wins over the file's `listen`."""
+        self.started = time.monotonic()
+        self.stats = QueryStats()
+        self.reloads = ReloadLog()
+        self.pools = PoolSet(config.pools)
+        self.handler = build_handler(config, self.pools, self.stats)
+        self.scheduler = Scheduler(self._probe_result)
+        self._icmp: IcmpProber | None = None
+        self._unapplied: set[Name] = set()
+        self._listeners: dict[Endpoint, _Listener] = {}
+        self._connections = TcpConnections(
+            self._respond, config.tcp.idle_timeout, config.tcp.max_connections
+        )
+        self._admin: AdminServer | None = None
+        self.admin_port: int | None = None
+        self._stopping = asyncio.Event()
+        self._reloading = asyncio.Lock()
+        self._watch: asyncio.Task[None] | None = None
+        self._seen_files = _fingerprint(config)
+        self._retiring: set[asyncio.Task[None]] = set()
+
+    @property
+    def bound(self) -> list[Endpoint]:
+        """The addresses actually served, with real port numbers."""
+        return [listener.bound for listener in self._listeners.values()]
+
+    def ready(self) -> bool:
+        """Zones are loaded (they are, once constructed) and every member has a verdict."""
+        return self.pools.all_probed()
+
+    def _respond(self, data: bytes, tcp: bool, client: str):
+        return self.handler.respond(data, tcp, client)
+
+    def _probe_result(self, target: Target, result: ProbeResult) -> None:
+        changed = self.pools.record(target, result)
+        if changed:
+            if not self._unapplied:
+                asyncio.get_running_loop().call_soon(self._apply_health)
+            self._unapplied |= changed
+
+    def _apply_health(self) -> None:
+        self.handler.answers.refresh(self._unapplied)
+        self._unapplied.clear()
+
+    async def start(self) -> None:
+        """Open ICMP sockets (raising `IcmpUnavailable` with the fix when they cannot be),
+        bind every listener and the admin endpoint (`OSError` when one cannot be bound),
+        start probing and watching the config's files."""
+        loop = asyncio.get_running_loop()
+        self._icmp = _open_icmp(self.pools, None)
+        try:
+            for endpoint in self.config.listen:
+                self._listeners[endpoint] = await self._bind(loop, endpoint)
+            await self._start_admin(self.config)
+        except OSError:
+            await self.stop()
+            raise
+        for listener in self._listeners.values():
+            listener.udp.start(loop)
+        if self._icmp is not None:
+            self._icmp.start(loop)
+        self.scheduler.set_targets(self.pools.targets())
+        self.scheduler.start(self._icmp)
+        if self.config.reload_interval > 0:
+            self._watch = loop.create_task(self._watch_files(), name="config-watch")
+        log.info("serving %d zones on %s", len(self.config.zones),
+                 ", ".join(str(e) for e in self.bound))
+
+    async def _start_admin(self, config: Config) -> None:
+        listen = config.admin.listen
+        if listen is None:
+            return
+        admin = AdminServer(self, config.admin.token)
+        try:
+            port = await admin.start(listen.host, listen.port)
+        except OSError as exc:
+            raise OSError(exc.errno, f"cannot bind admin {listen}: {exc.strerror}") from None
+        if not ipaddress.ip_address(listen.host).is_loopback and config.admin.token is None:
+            log.warning("admin endpoint %s is reachable beyond this host without a token; "
+                        "set admin.token", listen)
+        old, self._admin, self.admin_port = self._admin, admin, port
+        if old is not None:
+            await old.stop()
+
+    async def _bind(self, loop: asyncio.AbstractEventLoop, endpoint: Endpoint) -> _Listener:
+        family = socket.AF_INET6 if ":" in endpoint.host else socket.AF_INET
+        for _ in range(_BIND_ATTEMPTS):
+            server = await loop.create_server(
+                self._connections.protocol, endpoint.host, endpoint.port,
+                family=family, reuse_address=True, backlog=128,
+            )
+            port = server.sockets[0].getsockname()[1]
+            try:
+                udp = UdpListener.bind(endpoint.host, port, self._respond)
+            except OSError as exc:
+                server.close()
+                if endpoint.port == 0:
+                    continue  # the kernel's TCP pick is taken on UDP; pick again
+                raise OSError(exc.errno, f"cannot bind UDP {endpoint}: {exc.strerror}") from None
+            return _Listener(udp, server, Endpoint(endpoint.host, port))
+        raise OSError(f"no port free on both UDP and TCP for {endpoint.host}")
+
+    async def reload(self, reason: str) -> bool:
+        """Load the config file again and swap it in whole; on any error keep serving the
+        old one, log why, and record it for /status and metrics. Returns whether applied."""
+        async with self._reloading:
+            loop = asyncio.get_running_loop()
+            self.reloads.last_at = time.time()
+            added: dict[Endpoint, _Listener] = {}
+            # Remember what was tried, good or bad, so the watcher retries only on new edits.
+            self._seen_files = _fingerprint(self.config)
+            try:
+                config = config_mod.load(self.config.source, self.listen_override)
+                self._seen_files = _fingerprint(config)
+                pools = PoolSet(config.pools, previous=self.pools)
+                old_forwarder = self.handler.forwarder
+                cache = None
+                if old_forwarder is not None and config.cache == self.config.cache:
+                    cache = old_forwarder.cache
+                handler = build_handler(config, pools, self.stats, cache)
+                icmp = _open_icmp(pools, self._icmp)
+                for endpoint in config.listen:
+                    if endpoint not in self._listeners:
+                        added[endpoint] = await self._bind(loop, endpoint)
+                if config.admin != self.config.admin:
+                    if config.admin.listen is None and self._admin is not None:
+                        await self._admin.stop()
+                        self._admin, self.admin_port = None, None
+                    else:
+                        await self._start_admin(config)
+            except (config_mod.ConfigError, OSError, IcmpUnavailable) as exc:
+                for listener in added.values():
+                    listener.udp.close(loop)
+                    listener.tcp.close()
+                self.reloads.failures += 1
+                self.reloads.last_error = str(exc)
+                log.error("reload (%s) refused, still serving the previous config: %s",
+                          reason, exc)
+                return False
+            # The swap: no await from here on, so no query sees half of it.
+            self.config, self.pools, self.handler = config, pools, handler
+            self._unapplied.clear()
+            if icmp is not None and icmp is not self._icmp:
+                icmp.start(loop)
+                self._icmp = icmp
+            self._listeners.update(added)
+            for listener in added.values():
+                listener.udp.start(loop)
+            for endpoint in [e for e in self._listeners if e not in config.listen]:
+                retired = self._listeners.pop(endpoint)
+                retired.udp.close(loop)
+                retired.tcp.close()
+            self._connections.idle_timeout = config.tcp.idle_timeout
+            self._connections.max_connections = config.tcp.max_connections
+            self.scheduler.set_targets(pools.targets())
+            if old_forwarder is not None:
+                self._retire(old_forwarder)
+            self.reloads.successes += 1
+            self.reloads.last_error = None
+            log.info("reloaded (%s): %d zones, %d pools, serving %s", reason, len(config.zones),
+                     len(config.pools), ", ".join(str(e) for e in self.bound))
+            return True
+
+    def _spawn_reload(self, reason: str) -> None:
+        task = asyncio.get_running_loop().create_task(self.reload(reason))
+        self._retiring.add(task)  # held like a retiring forwarder: awaited at shutdown
+        task.add_done_callback(self._retiring.discard)
+
+    def _retire(self, forwarder: Forwarder) -> None:
+        """Let questions already sent upstream by a replaced forwarder finish, then close it."""
+        async def retire() -> None:
+            await forwarder.drain(self.config.shutdown_timeout)
+            await forwarder.close()
+
+        task = asyncio.get_running_loop().create_task(retire())
+        self._retiring.add(task)
+        task.add_done_callback(self._retiring.discard)
+
+    async def _watch_files(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.reload_interval)
+            if _fingerprint(self.config) != self._seen_files:
+                await self.reload("files changed")
+
+    async def stop(self) -> None:
+        """Stop at once: listeners, connections, probes, upstream queries, admin."""
+        loop = asyncio.get_running_loop()
+        if self._watch is not None:
+            self._watch.cancel()
+            self._watch = None
+        await self.scheduler.stop()
+        if self.handler.forwarder is not None:
+            await self.handler.forwarder.close()
+        for task in list(self._retiring):
+            task.cancel()
+        if self._icmp is not None:
+            self._icmp.close(loop)
+            self._icmp = None
+        for listener in self._listeners.values():
+            listener.udp.close(loop)
+            listener.tcp.close()
+        self._connections.close_all()
+        for listener in self._listeners.values():
+            await listener.tcp.wait_closed()
+        self._listeners.clear()
+        if self._admin is not None:
+            await self._admin.stop()
+            self._admin = None
+
+    async def drain(self) -> None:
+        """Graceful first half of a shutdown: accept nothing new, let what is in flight
+        finish (at most `shutdown_timeout`)."""
+        loop = asyncio.get_running_loop()
+        if self._watch is not None:
+            self._watch.cancel()  # no reload may bind anything new from here on
+            self._watch = None
+        for listener in self._listeners.values():
+            listener.udp.pause(loop)
+            listener.tcp.close()  # no new connections; open ones keep being served
+        deadline = loop.time() + self.config.shutdown_timeout
+        forwarder = self.handler.forwarder
+        if forwarder is not None:
+            await forwarder.drain(self.config.shutdown_timeout)
+        if self._retiring:  # forwarders replaced by a reload still finishing their queries
+            await asyncio.wait(list(self._retiring), timeout=max(deadline - loop.time(), 0))
+        await asyncio.sleep(0)  # let replies completed just now be written
+
+    def request_stop(self) -> None:
+        self._stopping.set()
+
+    async def run(self) -> None:
+        """Serve until SIGINT or SIGTERM (or `request_stop`), reloading on SIGHUP; then
+        finish in-flight queries and shut down."""
+        loop = asyncio.get_running_loop()
+        # Handlers first: a signal during start-up must not kill the process outright.
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self.request_stop)
+        loop.add_signal_handler(signal.SIGHUP, lambda: self._spawn_reload("SIGHUP"))
+        try:
+            await self.start()
+            await self._stopping.wait()
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+                loop.remove_signal_handler(sig)
+            log.info("shutting down")
+            await self.drain()
+            await self.stop()
+
+
+def _open_icmp(pools: PoolSet, current: IcmpProber | None) -> IcmpProber | None:
+    """The ICMP prober `pools` need: `current` when it covers them, else a new one."""
+    versions = {ipaddress.ip_address(t.address).version
+                for t in pools.targets() if t.type == "icmp"}
+    if not versions:
+        return current
+    if current is not None and versions <= current.versions:
+        return current
+    return IcmpProber.open(versions | (current.versions if current is not None else set()))
+
+
+def _fingerprint(config: Config) -> tuple[tuple[str, str | None], ...]:
+    """What the config's files hold now, to notice edits (content, not just mtime)."""
+    out = []
+    for path in config.files:
+        try:
+            digest: str | None = hashlib.sha256(path.read_bytes()).hexdigest()
+        except OSError:
+            digest = None
+        out.append((str(path), digest))
+    return tuple(out)
+
+
+def run(config: Config, listen_override: tuple[str, ...] = ()) -> None:
+    """Run a server for `config` on uvloop when installed, else the stdlib loop."""
+    server = Server(config, listen_override)
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(server.run())
+    else:
+        uvloop.run(server.run())

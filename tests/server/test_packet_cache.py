@@ -1,0 +1,108 @@
+"""The handler remembers finished replies by exact query bytes (as PowerDNS's packet cache
+does), only for replies that depend on nothing else, and forgets them when answers change."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import dns.message
+import dns.rcode
+
+from edgedns import config as config_mod
+from edgedns.pools.health.checks import ProbeResult
+from edgedns.pools.pool import PoolSet
+from edgedns.server import handler as handler_mod
+from edgedns.server.lifecycle import build_handler
+
+CONFIG = """
+zones:
+  site.lan:
+    records:
+      www: {A: 192.0.2.1}
+    pools:
+      web:
+        check: {type: tcp, port: 80}
+        members: [192.0.2.10, 192.0.2.11]
+      spread:
+        policy: round_robin
+        check: {type: none}
+        members: [192.0.2.20, 192.0.2.21]
+"""
+
+
+def make(tmp_path, text: str = CONFIG):
+    path = tmp_path / "edgedns.yaml"
+    path.write_text(text)
+    cfg = config_mod.load(path)
+    pools = PoolSet(cfg.pools)
+    return build_handler(cfg, pools), pools
+
+
+def ask(handler, name: str, qid: int = 1, client: str = "127.0.0.1") -> dns.message.Message:
+    query = dns.message.make_query(name, "A", use_edns=0)
+    query.id = qid
+    return dns.message.from_wire(handler.respond(query.to_wire(), False, client))
+
+
+def addresses(reply: dns.message.Message) -> list[str]:
+    return sorted(rr.address for rrset in reply.answer for rr in rrset)
+
+
+def test_a_repeated_query_gets_the_same_reply_under_its_own_id(tmp_path) -> None:
+    handler, _ = make(tmp_path)
+    first, second = ask(handler, "www.site.lan", 1), ask(handler, "www.site.lan", 2)
+    assert (first.id, second.id) == (1, 2)
+    assert addresses(first) == addresses(second) == ["192.0.2.1"]
+    assert len(handler._packets[False]) == 1
+
+
+def test_a_health_change_forgets_remembered_pool_replies(tmp_path) -> None:
+    handler, pools = make(tmp_path)
+    assert addresses(ask(handler, "web.site.lan")) == ["192.0.2.10", "192.0.2.11"]
+    target = next(t for t in pools.targets() if t.address == "192.0.2.10")
+    changed = pools.record(target, ProbeResult(False, "connection refused"))
+    handler.answers.refresh(changed)
+    assert addresses(ask(handler, "web.site.lan")) == ["192.0.2.11"]
+
+
+def test_replies_that_vary_per_query_are_never_remembered(tmp_path) -> None:
+    handler, _ = make(tmp_path)
+    seen = {addresses(ask(handler, "spread.site.lan", qid))[0] for qid in range(4)}
+    assert seen == {"192.0.2.20", "192.0.2.21"}
+    assert handler._packets[False] == {}
+
+
+def test_the_cache_is_bounded(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(handler_mod, "PACKET_CACHE_SIZE", 3)
+    handler, _ = make(tmp_path)
+    for i in range(10):
+        ask(handler, f"n{i}.site.lan")
+        assert len(handler._packets[False]) <= 3
+
+
+def _send_from(source: str, srv, wire_query: bytes) -> dns.message.Message:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind((source, 0))
+        sock.settimeout(2)
+        sock.sendto(wire_query, (srv.host, srv.port))
+        return dns.message.from_wire(sock.recv(4096))
+
+
+def test_remembered_forwarded_replies_still_obey_the_acl_and_the_ttl_clock(
+    edgedns_server,
+) -> None:
+    upstream = edgedns_server("zones: {far.test: {records: {www: {A: 192.0.2.7, ttl: 60}}}}")
+    forwarder = edgedns_server(f"""
+    zones: {{site.lan: {{}}}}
+    forward: {{upstreams: ["127.0.0.1:{upstream.port}"], allow: [127.0.0.1/32]}}
+    """)
+    query = dns.message.make_query("www.far.test", "A", use_edns=0).to_wire()
+    first = _send_from("127.0.0.1", forwarder, query)
+    again = _send_from("127.0.0.1", forwarder, query)
+    assert addresses(first) == addresses(again) == ["192.0.2.7"]
+    outsider = _send_from("127.0.0.99", forwarder, query)
+    assert outsider.rcode() == dns.rcode.REFUSED
+    time.sleep(2.1)
+    later = _send_from("127.0.0.1", forwarder, query)
+    assert later.answer[0].ttl <= first.answer[0].ttl - 2
