@@ -1,44 +1,42 @@
-"""Compiled answers: (lowercased question name, type) → reply bytes for every request trait.
+"""Replies for our zones, built when first asked for and kept in a cache bounded in bytes.
 
-Replies are packed with dnslib once, when zones load (every owner name and type present) or on
-first use (names only reached through wildcards, NXDOMAIN, NODATA for absent types), never per
-query. A query then costs a dict lookup plus `wire.patch`.
+A reply is looked up in the zone data (`Catalog.resolve`) and packed (`edgedns.dns.message`)
+the first time its (lowercased name, type) is asked, then served from `ReplyCache` until it is
+evicted or, for a reply holding a pool's addresses, until that pool's generation moves on: a
+health change bumps the generation (O(1)), and the next query for a dependent name rebuilds
+it. Nothing is compiled ahead of time and no index grows with the names clients ask.
 
-A question answered from a pool has one entry per variant of the pool's selection, picked per
-query (`PoolEntry`), and is recompiled when the pool's health changes (`AnswerTable.refresh`).
+A question answered from a pool with a per-query choice (round_robin, random, weighted,
+hash) has one packed reply per variant of the pool's selection, each packed when first
+picked (`PoolReply`).
 
-Each entry holds, for each EDNS trait (none / OPT / OPT+DO), three forms: the full reply, the
-reply without optional additional records, and the TC=1 stub; the smallest that fits the
-query's size limit is sent (RFC 2181 §9: dropping additional data needs no TC bit, except glue
-a referral cannot do without, RFC 9471).
+Each reply comes in three forms (`Packed`): full, without optional data, and the TC=1 stub;
+the handler sends the largest that fits the query's size limit.
 """
 
 from __future__ import annotations
 
 import hashlib
 import random
+import socket
 from bisect import bisect
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
 from dataclasses import replace
 
-from dnslib import AAAA, QTYPE, RCODE, A, DNSHeader, DNSQuestion, DNSRecord
+from dnslib import RCODE
 
 from edgedns.authority.catalog import Catalog
 from edgedns.authority.zone import Outcome, RRset, Section
-from edgedns.dns import names, wire
+from edgedns.dns import names
+from edgedns.dns.message import Packed, Record, pack_reply
 from edgedns.dns.names import Name
 from edgedns.pools.pool import PoolSet, Selection
 
-Forms = tuple[bytes, bytes, bytes]
-"""(full, without optional additional, truncated stub)."""
-Entry = tuple[Forms, Forms, Forms, str]
-"""Forms indexed by wire.NO_EDNS, wire.EDNS, wire.EDNS_DO; then the zone's name (metrics)."""
-Key = tuple[bytes, int]
-
-DEFAULT_CACHE = 20_000
-_PRECOMPILED_EXTRA = (QTYPE.A, QTYPE.AAAA, QTYPE.ANY)
-"""Types compiled for every name even when absent, since clients ask them most."""
+DEFAULT_MAX_BYTES = 32 << 20
+"""What the reply cache may hold, counting reply bytes plus a fixed overhead per entry."""
+ENTRY_OVERHEAD = 200
+"""Bytes of Python objects around one cached reply (key tuple, entry object, dict slot)."""
+_A, _AAAA = 1, 28
 
 
 def _hash64(data: bytes) -> int:
@@ -53,155 +51,210 @@ def _mix64(x: int) -> int:
     return x ^ (x >> 31)
 
 
-class PoolEntry:
-    """The entries of a question answered from a pool, one per variant of its selection;
-    each query picks one by the pool's policy (see `edgedns.pools.pool.Selection`)."""
+class Reply:
+    """A reply that is the same for every client: its forms and the zone it came from."""
 
-    __slots__ = ("entries", "chooser", "weights", "hash_keys", "_turn")
+    __slots__ = ("packed", "zone", "pool", "generation")
 
-    def __init__(self, entries: list[Entry], selection: Selection) -> None:
-        self.entries = entries
+    def __init__(self, packed: Packed, zone: str, pool: Name | None = None,
+                 generation: int = 0) -> None:
+        self.packed = packed
+        self.zone = zone
+        """The zone's apex as text, for metrics."""
+        self.pool = pool
+        """The pool whose addresses (or all-down rule) this reply holds, if any."""
+        self.generation = generation
+        """That pool's generation when this was built."""
+
+    @property
+    def size(self) -> int:
+        return self.packed.size + ENTRY_OVERHEAD
+
+
+class Picker:
+    """How one query picks a variant of a pool's selection (see `Selection.chooser`)."""
+
+    __slots__ = ("chooser", "weights", "hash_keys", "count", "_turn")
+
+    def __init__(self, selection: Selection) -> None:
         self.chooser = selection.chooser
         self.weights = selection.weights
-        self.hash_keys = [_hash64(variant[0].encode()) for variant in selection.variants]
+        self.count = len(selection.variants)
+        self.hash_keys = ([_hash64(variant[0].encode()) for variant in selection.variants]
+                          if self.chooser == "hash" else [])
         self._turn = -1
 
-    def pick(self, client: bytes) -> Entry:
-        """The entry for a query from `client` (its address or EDNS client subnet, which
-        only policy hash looks at)."""
+    def pick(self, client: bytes) -> int:
+        """The variant's index for a query from `client` (its address or EDNS client subnet,
+        which only policy hash looks at)."""
         chooser = self.chooser
         if chooser == "round_robin":
-            self._turn = (self._turn + 1) % len(self.entries)
-            return self.entries[self._turn]
+            self._turn = (self._turn + 1) % self.count
+            return self._turn
         if chooser == "random":
-            return self.entries[random.randrange(len(self.entries))]
+            return random.randrange(self.count)
         if chooser == "weighted":
-            return self.entries[bisect(self.weights, random.random() * self.weights[-1])]
-        # hash: rendezvous hashing keeps each client on one member while it stays healthy,
-        # and spreads a failed member's clients evenly over the others.
-        seed = _hash64(client)
-        scores = [_mix64(seed ^ key) for key in self.hash_keys]
-        return self.entries[scores.index(max(scores))]
+            return bisect(self.weights, random.random() * self.weights[-1])
+        if chooser == "hash":
+            # Rendezvous hashing keeps each client on one member while it stays healthy, and
+            # spreads a failed member's clients evenly over the others.
+            seed = _hash64(client)
+            scores = [_mix64(seed ^ key) for key in self.hash_keys]
+            return scores.index(max(scores))
+        return 0
 
 
-class AnswerTable:
-    """Reply bytes for our zones. Not thread-safe: it lives on the server's event loop."""
+class PoolReply:
+    """The replies to one question answered from a pool with a per-query choice: one per
+    variant of the pool's selection, each packed when first picked."""
 
-    def __init__(
-        self, catalog: Catalog, pools: PoolSet | None = None, cache_size: int = DEFAULT_CACHE
-    ) -> None:
-        self.catalog = catalog
-        self.pools = pools if pools is not None else PoolSet(())
-        self._static: dict[Key, Entry | PoolEntry] = {}
-        self._lazy: OrderedDict[Key, Entry | PoolEntry] = OrderedDict()
-        self._cache_size = cache_size
-        self._dependents: dict[Name, set[Key]] = {}
-        """Pool name → questions whose answers hold that pool's addresses."""
-        self.on_change: list[Callable[[], None]] = []
-        """Called after `refresh` changed answers (caches of finished replies listen)."""
-        for zone in catalog.zones.values():
-            for owner, node in zone.nodes.items():
-                for qtype in {*node, *_PRECOMPILED_EXTRA}:
-                    self._static[(names.to_wire(owner), qtype)] = self._compile(owner, qtype)
+    __slots__ = ("qname", "qtype", "outcome", "pooled", "soa", "selection", "picker",
+                 "variants", "zone", "pool", "generation", "size")
+
+    def __init__(self, qname: Name, qtype: int, outcome: Outcome, pooled: Section, soa: Section,
+                 selection: Selection, zone: str, pool: Name, generation: int) -> None:
+        self.qname = qname
+        self.qtype = qtype
+        self.outcome = outcome
+        self.pooled = pooled
+        self.soa = soa
+        self.selection = selection
+        self.picker = Picker(selection)
+        self.variants: dict[int, Packed] = {}
+        self.zone = zone
+        self.pool = pool
+        self.generation = generation
+        self.size = ENTRY_OVERHEAD
+
+    def pick(self, client: bytes) -> Packed:
+        index = self.picker.pick(client)
+        packed = self.variants.get(index)
+        if packed is None:
+            outcome = _with_addresses(self.outcome, self.pooled, self.selection.variants[index],
+                                      self.soa)
+            packed = self.variants[index] = _pack(self.qname, self.qtype, outcome)
+            self.size += packed.size
+        return packed
+
+
+Entry = Reply | PoolReply
+
+
+class ReplyCache:
+    """Replies by (lowercased wire-form name, type): LRU, bounded by `max_bytes`."""
+
+    def __init__(self, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self._entries: OrderedDict[tuple[bytes, int], tuple[Entry, int]] = OrderedDict()
+        """Key → (entry, the size it was charged at)."""
 
     def __len__(self) -> int:
-        return len(self._static) + len(self._lazy)
+        return len(self._entries)
 
-    def lookup(self, qname: bytes, qtype: int) -> Entry | PoolEntry | None:
-        """The entry for a lowercased wire-form name, or None when no zone of ours holds it."""
+    def get(self, key: tuple[bytes, int]) -> Entry | None:
+        found = self._entries.get(key)
+        if found is None:
+            return None
+        entry, charged = found
+        if entry.size != charged:  # a PoolReply packed another variant
+            self.bytes += entry.size - charged
+            self._entries[key] = (entry, entry.size)
+            self._evict()
+        self._entries.move_to_end(key)
+        return entry
+
+    def put(self, key: tuple[bytes, int], entry: Entry) -> None:
+        old = self._entries.pop(key, None)
+        if old is not None:
+            self.bytes -= old[1]
+        self._entries[key] = (entry, entry.size)
+        self.bytes += entry.size
+        self._evict()
+
+    def _evict(self) -> None:
+        while self.bytes > self.max_bytes and len(self._entries) > 1:
+            _, (_, charged) = self._entries.popitem(last=False)
+            self.bytes -= charged
+
+
+class Answers:
+    """Replies for our zones. Not thread-safe: it lives on the server's event loop."""
+
+    def __init__(self, catalog: Catalog, pools: PoolSet | None = None,
+                 max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+        self.catalog = catalog
+        self.pools = pools if pools is not None else PoolSet(())
+        self.cache = ReplyCache(max_bytes)
+
+    def lookup(self, qname: bytes, qtype: int) -> Entry | None:
+        """The reply for a lowercased wire-form name, or None when no zone of ours holds it."""
         key = (qname, qtype)
-        entry = self._static.get(key)
-        if entry is not None:
-            return entry
-        entry = self._lazy.get(key)
-        if entry is not None:
-            self._lazy.move_to_end(key)
+        entry = self.cache.get(key)
+        if entry is not None and self.is_current(entry):
             return entry
         name = names.from_wire(qname)
         if self.catalog.zone_for(name) is None:
             return None
-        entry = self._compile(name, qtype)
-        self._lazy[key] = entry
-        if len(self._lazy) > self._cache_size:
-            self._lazy.popitem(last=False)
+        entry = self._build(name, qtype)
+        self.cache.put(key, entry)
         return entry
 
-    def refresh(self, pool_names: Iterable[Name]) -> int:
-        """Recompile every answer holding one of `pool_names`; returns how many changed."""
-        keys = set().union(*(self._dependents.get(n, ()) for n in pool_names))
-        for key in keys:
-            table = self._static if key in self._static else self._lazy
-            if key in table:
-                table[key] = self._compile(names.from_wire(key[0]), key[1])
-        if keys:
-            for listener in self.on_change:
-                listener()
-        return len(keys)
+    def is_current(self, entry: Entry) -> bool:
+        """Whether `entry` still says what the zones and pools say now."""
+        return entry.pool is None or self.pools.generation[entry.pool] == entry.generation
 
-    def _compile(self, qname: Name, qtype: int) -> Entry | PoolEntry:
+    def _build(self, qname: Name, qtype: int) -> Entry:
         outcome = self.catalog.resolve(qname, qtype)
         zone = self.catalog.zone_for(qname)
         assert outcome is not None and zone is not None
         label = names.to_text(zone.origin)
         pooled = next((s for s in outcome.answer if s.rrset.pool), None)
         if pooled is None:
-            return compile_outcome(qname, qtype, outcome, label)
-        pool = pooled.rrset
-        self._dependents.setdefault(pool.name, set()).add((names.to_wire(qname), qtype))
-        selection = self.pools.selection(pool.name, 4 if pool.rtype == QTYPE.A else 6)
+            return Reply(_pack(qname, qtype, outcome), label)
+        pool = pooled.rrset.name
+        generation = self.pools.generation[pool]
+        selection = self.pools.selection(pool, 4 if pooled.rrset.rtype == _A else 6)
         if selection.servfail:
             servfail = Outcome(RCODE.SERVFAIL, authoritative=False)
-            return compile_outcome(qname, qtype, servfail, label)
-        entries = [
-            compile_outcome(qname, qtype, self._with_addresses(outcome, pooled, addresses), label)
-            for addresses in selection.variants
-        ]
-        return entries[0] if len(entries) == 1 else PoolEntry(entries, selection)
-
-    def _with_addresses(self, outcome: Outcome, pooled: Section, addresses: tuple[str, ...]
-                        ) -> Outcome:
-        """`outcome` with the pool's placeholder RRset filled with `addresses`; no addresses
-        make it NODATA (after any CNAMEs leading to the pool)."""
-        answer = [s for s in outcome.answer if s is not pooled]
-        if not addresses:
-            zone = self.catalog.zone_for(pooled.rrset.name)
-            assert zone is not None
-            return replace(outcome, answer=answer, authority=[zone.negative_soa()],
-                           additional=[], optional_authority=False, required_glue=0)
-        rdata = A if pooled.rrset.rtype == QTYPE.A else AAAA
-        rrset = RRset(pooled.rrset.name, pooled.rrset.rtype, pooled.rrset.ttl,
-                      tuple(rdata(a) for a in addresses))
-        return replace(outcome, answer=[*answer, Section(pooled.owner, rrset)])
+            return Reply(_pack(qname, qtype, servfail), label, pool, generation)
+        pool_zone = self.catalog.zone_for(pool)
+        assert pool_zone is not None
+        soa = pool_zone.negative_soa
+        if len(selection.variants) == 1:
+            outcome = _with_addresses(outcome, pooled, selection.variants[0], soa)
+            return Reply(_pack(qname, qtype, outcome), label, pool, generation)
+        return PoolReply(qname, qtype, outcome, pooled, soa, selection, label, pool, generation)
 
 
-def compile_outcome(qname: Name, qtype: int, outcome: Outcome, zone: str) -> Entry:
-    """Pack `outcome` as the reply to (`qname`, `qtype`, IN) in all its forms."""
-    full = _pack(qname, qtype, outcome, outcome.authority, outcome.additional)
-    authority = [] if outcome.optional_authority else outcome.authority
-    required = outcome.additional[: outcome.required_glue]
-    if authority == outcome.authority and required == outcome.additional:
-        reduced = full
-    else:
-        reduced = _pack(qname, qtype, outcome, authority, required)
-    question_end = wire.HEADER + names.wire_length(qname) + 4
-    stub = wire.truncated(full, question_end)
-    forms = [
-        (wire.with_opt(full, e), wire.with_opt(reduced, e), wire.with_opt(stub, e))
-        for e in (wire.NO_EDNS, wire.EDNS, wire.EDNS_DO)
-    ]
-    return (*forms, zone)  # type: ignore[return-value]
+def _with_addresses(outcome: Outcome, pooled: Section, addresses: tuple[str, ...],
+                    soa: Section) -> Outcome:
+    """`outcome` with the pool's placeholder RRset filled with `addresses`; no addresses make
+    it NODATA (after any CNAMEs leading to the pool), with `soa`, the pool's zone's."""
+    answer = [s for s in outcome.answer if s is not pooled]
+    rrset = pooled.rrset
+    if not addresses:
+        return replace(outcome, answer=answer, authority=[soa],
+                       additional=[], optional_authority=False, required_glue=0)
+    family = socket.AF_INET if rrset.rtype == _A else socket.AF_INET6
+    wire = tuple((socket.inet_pton(family, a),) for a in addresses)
+    filled = RRset(rrset.name, rrset.rtype, rrset.ttl, (), wire=wire)
+    return replace(outcome, answer=[*answer, Section(pooled.owner, filled)])
 
 
-def _pack(
-    qname: Name, qtype: int, outcome: Outcome, authority: list[Section], additional: list[Section]
-) -> bytes:
-    header = DNSHeader(qr=1, aa=int(outcome.authoritative), rd=0, rcode=outcome.rcode)
-    reply = DNSRecord(header, q=DNSQuestion(names.to_label(qname), qtype))
-    reply.add_answer(*_rrs(outcome.answer))
-    reply.add_auth(*_rrs(authority))
-    reply.add_ar(*_rrs(additional))
-    return reply.pack()
+def _pack(qname: Name, qtype: int, outcome: Outcome) -> Packed:
+    return pack_reply(
+        qname, qtype,
+        rcode=outcome.rcode,
+        authoritative=outcome.authoritative,
+        answer=_records(outcome.answer),
+        authority=_records(outcome.authority),
+        additional=_records(outcome.additional),
+        optional_authority=outcome.optional_authority,
+        required_additional=outcome.required_glue,
+    )
 
 
-def _rrs(sections: Iterable[Section]) -> list:
-    return [rr for s in sections for rr in s.rrset.rrs(s.owner)]
+def _records(sections: list[Section]) -> list[Record]:
+    return [(s.owner, s.rrset.rtype, s.rrset.ttl, s.rrset.wire) for s in sections]
+

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 
-from dnslib import QTYPE, RCODE, RD, RR
+from dnslib import QTYPE, RCODE, RD
 
-from edgedns.dns import names
+from edgedns.dns import names, rdata
+from edgedns.dns.message import RdataParts
 from edgedns.dns.names import Name
 from edgedns.pools.pool import PoolSpec
 
@@ -56,12 +58,14 @@ class RRset:
     rdatas: tuple[RD, ...]
     pool: bool = False
     """A pool's A/AAAA: `rdatas` is empty and the addresses come from the pool's current
-    selection when answers are compiled (`edgedns.authority.answers`)."""
+    selection when replies are built (`edgedns.authority.answers`)."""
+    wire: tuple[RdataParts, ...] = ()
+    """`rdatas` in wire form, as replies are packed from them (`edgedns.dns.message`)."""
 
-    def rrs(self, owner: Name | None = None) -> list[RR]:
-        """dnslib records, owned by `owner` (a wildcard's synthesized name) or our name."""
-        label = names.to_label(self.name if owner is None else owner)
-        return [RR(label, self.rtype, ttl=self.ttl, rdata=rd) for rd in self.rdatas]
+    @classmethod
+    def of(cls, name: Name, rtype: int, ttl: int, rdatas: tuple[RD, ...]) -> RRset:
+        return cls(name, rtype, ttl, rdatas, wire=tuple(rdata.to_parts(rtype, rd)
+                                                        for rd in rdatas))
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +137,7 @@ class Zone:
             _check_node(owner, by_type, origin, cuts)
         nodes = {
             owner: {
-                rtype: RRset(owner, rtype, recs[0].ttl, tuple(r.rdata for r in recs))
+                rtype: RRset.of(owner, rtype, recs[0].ttl, tuple(r.rdata for r in recs))
                 for rtype, recs in by_type.items()
             }
             for owner, by_type in grouped.items()
@@ -152,11 +156,12 @@ class Zone:
         }
         return cls(origin, nodes, frozenset(ents), cuts)
 
+    @cached_property
     def negative_soa(self) -> Section:
         """The SOA for a negative answer, TTL = min(SOA TTL, SOA minimum) (RFC 2308 §3)."""
         soa = self.soa
         ttl = min(soa.ttl, soa.rdatas[0].times[4])
-        return Section(self.origin, RRset(self.origin, SOA, ttl, soa.rdatas))
+        return Section(self.origin, RRset(self.origin, SOA, ttl, soa.rdatas, wire=soa.wire))
 
     def find(self, qname: Name, qtype: int) -> Outcome:
         """Answer `qname` (at or below the origin) and `qtype` from this zone's data."""
@@ -168,14 +173,14 @@ class Zone:
         if node is not None:
             return self._from_node(qname, node, qtype)
         if qname in self.empty_non_terminals:
-            return Outcome(authority=[self.negative_soa()])
+            return Outcome(authority=[self.negative_soa])
         encloser = qname[1:]
         while encloser not in self.nodes and encloser not in self.empty_non_terminals:
             encloser = encloser[1:]
         wildcard = self.nodes.get((b"*", *encloser))
         if wildcard is not None:
             return self._from_node(qname, wildcard, qtype)
-        return Outcome(rcode=RCODE.NXDOMAIN, authority=[self.negative_soa()])
+        return Outcome(rcode=RCODE.NXDOMAIN, authority=[self.negative_soa])
 
     def _from_node(self, owner: Name, node: dict[int, RRset], qtype: int) -> Outcome:
         if qtype == ANY:
@@ -188,7 +193,7 @@ class Zone:
         if cname is not None:
             target = names.from_label(cname.rdatas[0].label)
             return Outcome(answer=[Section(owner, cname)], cname_target=target)
-        return Outcome(authority=[self.negative_soa()])
+        return Outcome(authority=[self.negative_soa])
 
     def _positive(self, answer: Section) -> Outcome:
         """An answer with the zone's NS in authority and the addresses of every name the

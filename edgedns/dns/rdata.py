@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import struct
 from collections.abc import Callable
 
 from dnslib import AAAA, CAA, CNAME, MX, NS, PTR, QTYPE, RD, SOA, SRV, TXT, A
+from dnslib.dns import DNSBuffer
 
 from edgedns.dns import names
 from edgedns.dns.presentation import PresentationError, Token, unescape
@@ -160,3 +162,23 @@ _PARSERS: dict[str, Callable[[list[str], names.Name], RD]] = {
     "SOA": _soa,
     "CAA": _caa,
 }
+
+
+def to_parts(rtype: int, rd: RD) -> tuple[bytes | names.Name, ...]:
+    """`rd` in wire form for `edgedns.dns.message`: bytes, with the names it holds as `Name`s
+    so replies can compress them."""
+    if rtype in (QTYPE.NS, QTYPE.CNAME, QTYPE.PTR):
+        return (names.from_label(rd.label),)
+    if rtype == QTYPE.MX:
+        return (rd.preference.to_bytes(2, "big"), names.from_label(rd.label))
+    if rtype == QTYPE.SRV:
+        fixed = struct.pack("!HHH", rd.priority, rd.weight, rd.port)
+        return (fixed, names.from_label(rd.target))
+    if rtype == QTYPE.SOA:
+        return (names.from_label(rd.mname), names.from_label(rd.rname),
+                struct.pack("!IIIII", *rd.times))
+    if rtype in (QTYPE.A, QTYPE.AAAA):
+        return (bytes(rd.data),)
+    buffer = DNSBuffer()  # TXT, CAA: no names inside; dnslib packs them as served
+    rd.pack(buffer)
+    return (bytes(buffer.data),)

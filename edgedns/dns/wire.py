@@ -20,6 +20,9 @@ MAX_UDP = 1232
 NOERROR, FORMERR, SERVFAIL, NXDOMAIN, NOTIMP, REFUSED = 0, 1, 2, 3, 4, 5
 BADVERS = 16
 
+OPT_SIZE = 11
+"""Bytes of our OPT record (no options)."""
+
 NO_EDNS, EDNS, EDNS_DO = 0, 1, 2
 """Request traits that change an answer's bytes: OPT absent, present, present with DO."""
 

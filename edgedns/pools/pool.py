@@ -2,8 +2,12 @@
 
 Probe results flow in through `PoolSet.record` (rise/fall per check target, below), and
 `PoolSet.selection` says what a pool answers right now for one address family: one or more
-address lists ("variants") and how a query picks among them. Selections are computed when
-health changes, never per query; the per-query pick is an index (`edgedns.authority.answers`).
+address lists ("variants") and how a query picks among them.
+
+A member changing state costs O(1) per pool that uses it: the pool's `generation` goes up
+and its selections are forgotten. Selections are computed again when next asked for, once
+per generation, and replies built from an older generation are rebuilt when next asked for
+(`edgedns.authority.answers`); nothing walks the names that depend on a pool.
 
 Startup rule: a member counts as up until its first probe completes; that first result sets
 its state directly, after which `rise` consecutive successes or `fall` consecutive failures
@@ -139,6 +143,9 @@ class PoolSet:
         self._users: dict[Target, set[Name]] = {}
         self._serving: dict[tuple[Name, int], int] = {}
         """failover: the priority answered last, per (pool, IP version), for preempt false."""
+        self.generation: dict[Name, int] = dict.fromkeys(self.pools, 0)
+        """Per pool, bumped whenever one of its members changes state."""
+        self._selections: dict[tuple[Name, int], Selection] = {}
         known = previous.health if previous is not None else {}
         for pool in self.pools.values():
             for member in pool.members:
@@ -167,6 +174,10 @@ class PoolSet:
         if not health.record(result, target.rise, target.fall, self.clock()):
             return set()
         users = self._users[target]
+        for name in users:
+            self.generation[name] += 1
+            self._selections.pop((name, 4), None)
+            self._selections.pop((name, 6), None)
         rtt = f", rtt {result.rtt * 1000:.1f}ms" if result.rtt is not None else ""
         log.info("%s is %s: %s (%s%s; pools %s)", target.address, "UP" if health.up else "DOWN",
                  result.reason, target, rtt, ", ".join(names.to_text(n) for n in sorted(users)))
@@ -178,6 +189,13 @@ class PoolSet:
 
     def selection(self, name: Name, version: int) -> Selection:
         """What pool `name` answers now for IPv`version` (4: A, 6: AAAA)."""
+        key = (name, version)
+        selection = self._selections.get(key)
+        if selection is None:
+            selection = self._selections[key] = self._select(name, version)
+        return selection
+
+    def _select(self, name: Name, version: int) -> Selection:
         pool = self.pools[name]
         members = [m for m in pool.members if m.version == version]
         healthy = [m for m in members if self.is_up(m)]

@@ -16,8 +16,9 @@ import time
 from dnslib import QTYPE, RCODE, RR, TXT, DNSHeader, DNSQuestion, DNSRecord
 
 from edgedns.admin.metrics import QueryStats
-from edgedns.authority.answers import AnswerTable, PoolEntry
+from edgedns.authority.answers import Answers, PoolReply
 from edgedns.dns import names, wire
+from edgedns.dns.names import Name
 from edgedns.forward.forwarder import DEFAULT_ALLOW, Forwarder
 from edgedns.pools.pool import PoolSet
 
@@ -41,7 +42,7 @@ query_log = logging.getLogger("edgedns.querylog")
 class QueryHandler:
     def __init__(
         self,
-        answers: AnswerTable,
+        answers: Answers,
         forwarder: Forwarder | None = None,
         stats: QueryStats | None = None,
         log_queries: bool = False,
@@ -52,13 +53,8 @@ class QueryHandler:
         self.log_queries = log_queries
         self._packets: tuple[dict, dict] = ({}, {})
         """Per transport, PowerDNS-style: query bytes after the ID → (reply bytes after the
-        ID, metric labels), for replies that depend on nothing but those bytes. Cleared
-        whenever answers change."""
-        answers.on_change.append(self.forget_packets)
-
-    def forget_packets(self) -> None:
-        for packets in self._packets:
-            packets.clear()
+        ID, metric labels, until when it holds, the pool it holds addresses of and that
+        pool's generation), for replies that depend on nothing but those bytes."""
 
     def respond(
         self, data: bytes, tcp: bool, client: str
@@ -69,12 +65,13 @@ class QueryHandler:
         packets = self._packets[tcp]
         hit = packets.get(data[2:])
         if hit is not None:
-            tail, labels, until = hit
+            tail, labels, until, pool, generation = hit
             # Forwarded replies hold while their TTLs stand still, and only for clients
-            # the forwarding ACL lets in; authoritative ones until answers change.
+            # the forwarding ACL lets in; authoritative ones while their pool's health holds.
             if until == _FOREVER:
-                self.stats.count(*labels, time.perf_counter() - start)
-                return data[:2] + tail
+                if pool is None or self.answers.pools.generation[pool] == generation:
+                    self.stats.count(*labels, time.perf_counter() - start)
+                    return data[:2] + tail
             forwarder = self.forwarder
             if time.monotonic() < until and forwarder is not None and forwarder.allows(client):
                 forwarder.cache.hits += 1
@@ -88,14 +85,15 @@ class QueryHandler:
             reply = wire.error_reply(reject)
             self._done(None, reply, "", tcp, client, start)
             return reply
-        reply, zone, holds_for = self._answer(query, tcp, client)
+        reply, zone, holds_for, pool, generation = self._answer(query, tcp, client)
         if reply.__class__ is bytes:
             self._done(query, reply, zone, tcp, client, start)
             if holds_for and not self.log_queries and len(data) <= PACKET_CACHE_QUERY:
                 if len(packets) >= PACKET_CACHE_SIZE:
                     packets.clear()
                 until = _FOREVER if holds_for == _FOREVER else time.monotonic() + holds_for
-                packets[data[2:]] = (reply[2:], (zone, query.qtype, reply[3] & 0x0F, tcp), until)
+                labels = (zone, query.qtype, reply[3] & 0x0F, tcp)
+                packets[data[2:]] = (reply[2:], labels, until, pool, generation)
         else:
             reply.add_done_callback(
                 lambda done: self._forwarded(done, query, zone, tcp, client, start))
@@ -121,54 +119,58 @@ class QueryHandler:
 
     def _answer(
         self, query: wire.Query, tcp: bool, client: str
-    ) -> tuple[bytes | asyncio.Future[bytes], str, float]:
+    ) -> tuple[bytes | asyncio.Future[bytes], str, float, Name | None, int]:
         """(reply, zone label, for how many seconds every client asking these bytes gets
-        this same reply: _FOREVER until answers change, 0 when it depends on who asks).
+        this same reply: _FOREVER while the zones say the same, 0 when it depends on who
+        asks; the pool whose addresses it holds and that pool's generation, if any).
         Forwarded replies count as the same for every client the ACL lets in."""
         qtype = query.qtype
         if query.qclass != _IN or qtype == _IXFR or qtype == _AXFR:
             # Zone transfers are not offered; AXFR is TCP-only (RFC 5936 §4.2).
             rcode = wire.NOTIMP if qtype == _AXFR and not tcp else wire.REFUSED
-            return self._error(query, rcode), "", _FOREVER
+            return self._error(query, rcode), "", _FOREVER, None, 0
         debugging = qtype == _TXT and query.qname.startswith(DEBUG_LABEL)
         if debugging:  # who asks decides the answer: never the same for all
             debug = self._debug(query, tcp, client)
             if debug is not None:
-                return debug, "debug", 0
+                return debug, "debug", 0, None, 0
         entry = self.answers.lookup(query.qname, qtype)
         if entry is None:
             forwarder = self.forwarder
             if forwarder is None:
-                return self._error(query, wire.REFUSED), "", _FOREVER
+                return self._error(query, wire.REFUSED), "", _FOREVER, None, 0
             if not forwarder.allows(client):
-                return self._error(query, wire.REFUSED), "", 0
+                return self._error(query, wire.REFUSED), "", 0, None, 0
             cached = forwarder.cached(query, tcp)
             if cached is not None:
-                return cached[0], FORWARDED, cached[1]
-            return forwarder.answer(query, tcp), FORWARDED, 0
+                return cached[0], FORWARDED, cached[1], None, 0
+            return forwarder.answer(query, tcp), FORWARDED, 0, None, 0
         echo = None
-        same_for_all = entry.__class__ is not PoolEntry and not debugging
-        if entry.__class__ is PoolEntry:
+        holds_for = 0.0 if debugging else _FOREVER
+        if entry.__class__ is PoolReply:
             key = client.encode()
-            if entry.chooser == "hash" and query.edns:
+            if entry.picker.chooser == "hash" and query.edns:
                 # Behind a resolver, the client's subnet (RFC 7871) says who really asks.
                 subnet = wire.client_subnet(query)
                 if subnet is not None:
                     key, echo = subnet
-            entry = entry.pick(key)
-        full, reduced, stub = entry[query.edns]
-        limit = wire.limit(query, tcp)
-        if echo is not None:
-            limit -= len(echo)
-        if len(full) <= limit:
-            reply = full
-        elif len(reduced) <= limit:
-            reply = reduced
+            packed = entry.pick(key)
+            holds_for = 0.0
         else:
-            reply = stub
-        reply = wire.patch(reply, query)
-        holds_for = _FOREVER if same_for_all else 0
-        return (reply if echo is None else wire.add_option(reply, echo)), entry[3], holds_for
+            packed = entry.packed
+        limit = wire.limit(query, tcp)
+        if query.edns:
+            limit -= wire.OPT_SIZE if echo is None else wire.OPT_SIZE + len(echo)
+        if len(packed.full) <= limit:
+            reply = packed.full
+        elif len(packed.reduced) <= limit:
+            reply = packed.reduced
+        else:
+            reply = packed.stub
+        reply = wire.patch(wire.with_opt(reply, query.edns), query)
+        if echo is not None:
+            reply = wire.add_option(reply, echo)
+        return reply, entry.zone, holds_for, entry.pool, entry.generation
 
     def _debug(self, query: wire.Query, tcp: bool, client: str) -> bytes | None:
         """Member states of the pool named after the `_edgedns` label, as TXT records, for

@@ -5,8 +5,8 @@ queries and the admin endpoint. `Server.start` binds every listen address on UDP
 same port for both, also when the config asks for port 0), `Server.run` serves until
 SIGINT/SIGTERM, reloading on SIGHUP and when the config's files change.
 
-Health flows one way: probe results → `PoolSet.record` → changed pools → one
-`AnswerTable.refresh` per event-loop turn, however many results arrived in it.
+Health flows one way: probe results → `PoolSet.record`, which bumps the generation of the
+pools a changed member belongs to; replies holding their addresses rebuild when next asked.
 
 A reload builds and validates everything new first (config, answers, sockets for new listen
 addresses) and only then swaps it in, in one step between two queries; anything that fails
@@ -27,10 +27,9 @@ from dataclasses import dataclass
 from edgedns import config as config_mod
 from edgedns.admin.http import AdminServer
 from edgedns.admin.metrics import QueryStats
-from edgedns.authority.answers import AnswerTable
+from edgedns.authority.answers import Answers
 from edgedns.authority.catalog import Catalog
 from edgedns.config import Config, Endpoint
-from edgedns.dns.names import Name
 from edgedns.forward.cache import Cache
 from edgedns.forward.forwarder import Forwarder
 from edgedns.pools.health.checks import ProbeResult, Target
@@ -58,7 +57,7 @@ def build_handler(
     forwarder = None
     if config.forward is not None:
         forwarder = Forwarder(config.forward, cache or Cache(config.cache))
-    answers = AnswerTable(catalog, pools or PoolSet(config.pools))
+    answers = Answers(catalog, pools or PoolSet(config.pools))
     return QueryHandler(answers, forwarder, stats, config.query_log)
 
 
@@ -90,7 +89,6 @@ class Server:
         self.handler = build_handler(config, self.pools, self.stats)
         self.scheduler = Scheduler(self._probe_result)
         self._icmp: IcmpProber | None = None
-        self._unapplied: set[Name] = set()
         self._listeners: dict[Endpoint, _Listener] = {}
         self._connections = TcpConnections(
             self._respond, config.tcp.idle_timeout, config.tcp.max_connections
@@ -116,15 +114,7 @@ class Server:
         return self.handler.respond(data, tcp, client)
 
     def _probe_result(self, target: Target, result: ProbeResult) -> None:
-        changed = self.pools.record(target, result)
-        if changed:
-            if not self._unapplied:
-                asyncio.get_running_loop().call_soon(self._apply_health)
-            self._unapplied |= changed
-
-    def _apply_health(self) -> None:
-        self.handler.answers.refresh(self._unapplied)
-        self._unapplied.clear()
+        self.pools.record(target, result)
 
     async def start(self) -> None:
         """Open ICMP sockets (raising `IcmpUnavailable` with the fix when they cannot be),
@@ -223,7 +213,6 @@ class Server:
                 return False
             # The swap: no await from here on, so no query sees half of it.
             self.config, self.pools, self.handler = config, pools, handler
-            self._unapplied.clear()
             if icmp is not None and icmp is not self._icmp:
                 icmp.start(loop)
                 self._icmp = icmp

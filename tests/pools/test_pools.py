@@ -8,7 +8,7 @@ from collections import Counter
 
 import pytest
 
-from edgedns.authority.answers import PoolEntry
+from edgedns.authority.answers import Picker
 from edgedns.dns import names
 from edgedns.pools.health.checks import CheckSpec, ProbeResult, Target
 from edgedns.pools.pool import NODATA, SERVFAIL, Health, Member, PoolSet, PoolSpec, Selection
@@ -436,13 +436,22 @@ def test_pool_families_include_fallback_only_with_when_all_down_fallback() -> No
     assert pool("127.0.0.1").families() == {4}
 
 
-# --- PoolEntry.pick: the per-query choice among variants --------------------------------------
+# --- Picker.pick: the per-query choice among variants ----------------------------------------
 
 
-def entry_for(pools: PoolSet, name: names.Name = WEB) -> PoolEntry:
-    """A PoolEntry whose 'entries' are the variants themselves, so picks read as addresses."""
-    selection = pools.selection(name, 4)
-    return PoolEntry(list(selection.variants), selection)  # type: ignore[arg-type]
+class VariantPicks:
+    """A pool selection's `Picker`, its picks read as the variants' addresses."""
+
+    def __init__(self, selection: Selection) -> None:
+        self.picker = Picker(selection)
+        self.variants = selection.variants
+
+    def pick(self, client: bytes) -> tuple[str, ...]:
+        return self.variants[self.picker.pick(client)]
+
+
+def entry_for(pools: PoolSet, name: names.Name = WEB) -> VariantPicks:
+    return VariantPicks(pools.selection(name, 4))
 
 
 def test_round_robin_cycles_through_the_variants_in_order() -> None:
@@ -472,7 +481,7 @@ def test_weighted_picks_each_starting_member_in_proportion_to_its_weight() -> No
 
 
 CLIENTS = [f"127.{i // 250}.{i % 250}.1".encode() for i in range(1000)]
-"""Synthetic client addresses, as the handler passes them to `PoolEntry.pick`."""
+"""Synthetic client addresses, as the handler passes them to `Picker.pick`."""
 
 
 def test_hash_gives_a_client_the_same_variant_every_time() -> None:
