@@ -22,10 +22,21 @@ import pytest
 
 from edgedns import config as config_mod
 from edgedns.server.lifecycle import Server
+from tests.support import loop_errors
 
 needs_root = pytest.mark.skipif(
     os.geteuid() != 0, reason="needs root: builds network namespaces and raw sockets"
 )
+
+
+@pytest.fixture(autouse=True)
+def no_unhandled_loop_errors(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fail any test during which an event loop logged an unhandled exception (unless it is
+    marked `makes_loop_errors`: the tests of this guard itself)."""
+    with loop_errors() as logged:
+        yield
+    if logged and request.node.get_closest_marker("makes_loop_errors") is None:
+        pytest.fail("the event loop logged unhandled exceptions:\n" + "\n".join(logged))
 
 
 class RunningServer:

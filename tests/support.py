@@ -4,6 +4,7 @@ common config snippets. Every wait here is bounded."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import socket
 import subprocess
 import textwrap
@@ -117,3 +118,27 @@ def nsd_server(work: Path, zones: dict[str, str], port: int) -> Iterator[int]:
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+class _Collect(logging.Handler):
+    def __init__(self, into: list[str]) -> None:
+        super().__init__(logging.ERROR)
+        self.into = into
+
+    def emit(self, record: logging.LogRecord) -> None:
+        error = f" ({record.exc_info[1]!r})" if record.exc_info else ""
+        self.into.append(record.getMessage() + error)
+
+
+@contextlib.contextmanager
+def loop_errors() -> Iterator[list[str]]:
+    """Collect what event loops log at ERROR meanwhile: asyncio's word for an unhandled
+    exception (a task's exception never retrieved, an exception in a callback)."""
+    logged: list[str] = []
+    handler = _Collect(logged)
+    asyncio_log = logging.getLogger("asyncio")
+    asyncio_log.addHandler(handler)
+    try:
+        yield logged
+    finally:
+        asyncio_log.removeHandler(handler)
