@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dnslib import DNSLabel
 
+from edgedns.dns.presentation import shown
+
 Name = tuple[bytes, ...]
 
 ROOT: Name = ()
@@ -33,9 +35,9 @@ def from_text(text: str, origin: Name | None = None) -> Name:
             raise BadName("'@' needs an origin")
         return origin
     if not text.isascii():
-        raise BadName(f"{text!r} is not ASCII (write internationalised names in punycode)")
+        raise BadName(f"{shown(text)} is not ASCII (write internationalised names in punycode)")
     if "\\" in text:
-        raise BadName(f"{text!r}: escapes in names are not supported")
+        raise BadName(f"{shown(text)}: escapes in names are not supported")
     absolute = text.endswith(".")
     body = text[:-1] if absolute else text
     if text == ".":
@@ -43,7 +45,7 @@ def from_text(text: str, origin: Name | None = None) -> Name:
     else:
         parts = body.split(".")
         if any(part == "" for part in parts):
-            raise BadName(f"{text!r} has an empty label")
+            raise BadName(f"{shown(text)} has an empty label")
         labels = tuple(part.lower().encode() for part in parts)
     if not absolute and origin is not None:
         labels = labels + origin
@@ -51,13 +53,13 @@ def from_text(text: str, origin: Name | None = None) -> Name:
     return labels
 
 
-def check(name: Name, shown: str) -> None:
+def check(name: Name, text: str) -> None:
     """Raise `BadName` unless `name` fits the RFC 1035 size limits."""
     for label in name:
         if len(label) > MAX_LABEL:
-            raise BadName(f"{shown!r} has a label longer than {MAX_LABEL} octets")
+            raise BadName(f"{shown(text)} has a label longer than {MAX_LABEL} octets")
     if wire_length(name) > MAX_WIRE:
-        raise BadName(f"{shown!r} is longer than {MAX_WIRE} octets on the wire")
+        raise BadName(f"{shown(text)} is longer than {MAX_WIRE} octets on the wire")
 
 
 def wire_length(name: Name) -> int:

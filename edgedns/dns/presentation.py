@@ -9,6 +9,22 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+SHOWN_MAX = 100
+"""Characters of a bad value an error message repeats; the rest is elided."""
+
+
+def shown(value: object) -> str:
+    """`value` as error messages quote it: its repr, cut to about `SHOWN_MAX` characters."""
+    text = repr(value)
+    if len(text) <= SHOWN_MAX:
+        return text
+    return f"{text[:SHOWN_MAX]}… ({len(text)} characters)"
+
+
+def brief(text: str) -> str:
+    """`text` (a message that may repeat a bad value) cut to about `SHOWN_MAX` characters."""
+    return text if len(text) <= SHOWN_MAX else text[:SHOWN_MAX] + "…"
+
 
 class PresentationError(ValueError):
     """Text that does not tokenize; `lineno` counts from 1 within the parsed text."""

@@ -16,7 +16,7 @@ from dnslib import AAAA, CAA, CNAME, MX, NS, PTR, QTYPE, RD, SOA, SRV, TXT, A
 from dnslib.dns import DNSBuffer
 
 from edgedns.dns import names
-from edgedns.dns.presentation import PresentationError, Token, unescape
+from edgedns.dns.presentation import PresentationError, Token, brief, shown, unescape
 
 
 class RdataError(ValueError):
@@ -52,7 +52,7 @@ def parse_ttl(text: str) -> int:
         total += int(match.group(1)) * _TTL_UNITS[match.group(2).lower()]
         pos = match.end()
     if pos != len(text) or not text:
-        raise RdataError(f"{text!r} is not a TTL (seconds, or units like 1h30m)")
+        raise RdataError(f"{shown(text)} is not a TTL (seconds, or units like 1h30m)")
     if total > MAX_TTL:
         raise RdataError(f"TTL {text} is over {MAX_TTL}")
     return total
@@ -68,12 +68,13 @@ def parse(rtype: str, tokens: list[Token], origin: names.Name) -> tuple[int, RD]
     parser = _PARSERS.get(rtype)
     if parser is None:
         supported = ", ".join(SYNTAX)
-        raise RdataError(f"unsupported record type {rtype!r} (supported: {supported})")
+        raise RdataError(f"unsupported record type {shown(rtype)} (supported: {supported})")
     try:
         return getattr(QTYPE, rtype), parser([t.text for t in tokens], origin)
     except (RdataError, names.BadName, PresentationError, ValueError) as exc:
-        shown = " ".join(t.text for t in tokens)
-        raise RdataError(f"bad {rtype} value {shown!r}: {exc}; expected {SYNTAX[rtype]}") from None
+        value = " ".join(t.text for t in tokens)
+        raise RdataError(f"bad {rtype} value {shown(value)}: {brief(str(exc))}; "
+                         f"expected {SYNTAX[rtype]}") from None
 
 
 def _arity(values: list[str], count: int) -> None:
@@ -83,7 +84,7 @@ def _arity(values: list[str], count: int) -> None:
 
 def _uint(text: str, bits: int) -> int:
     if not (text.isascii() and text.isdigit()):
-        raise RdataError(f"{text!r} is not a number")
+        raise RdataError(f"{shown(text)} is not a number")
     value = int(text)
     if value >= 1 << bits:
         raise RdataError(f"{value} is over {(1 << bits) - 1}")

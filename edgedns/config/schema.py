@@ -10,16 +10,15 @@ from __future__ import annotations
 import ipaddress
 import math
 import re
-from collections.abc import Callable, Hashable
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from edgedns.authority.zone import Record, Zone, ZoneError
+from edgedns.config import yaml as yaml_file
 from edgedns.dns import names, rdata, zonefile
-from edgedns.dns.presentation import PresentationError, Token, split
+from edgedns.dns.presentation import PresentationError, Token, brief, shown, split
 from edgedns.forward.cache import CacheSettings
 from edgedns.forward.forwarder import DEFAULT_ALLOW, ForwardSettings, Route, Upstream
 from edgedns.forward.forwarder import POLICIES as FORWARD_POLICIES
@@ -114,52 +113,27 @@ def load(path: str | Path, listen_override: tuple[str, ...] = ()) -> Config:
     except UnicodeDecodeError as exc:
         raise ConfigError(path, "", f"not UTF-8 text (byte {exc.start})") from None
     try:
-        raw = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - SafeLoader subclass
-    except yaml.YAMLError as exc:
-        for mark in (getattr(exc, "context_mark", None), getattr(exc, "problem_mark", None)):
-            if mark is not None:
-                mark.name = str(path)  # instead of "<unicode string>"
-        raise ConfigError(path, "", f"not valid YAML: {exc}") from None
+        raw = yaml_file.load(text, str(path))
+    except yaml_file.YamlError as exc:
+        raise ConfigError(path, "", str(exc)) from None
     return _Parser(path).config(raw if raw is not None else {}, listen_override)
-
-
-class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that rejects duplicate mapping keys instead of keeping the last one."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
-        seen: set = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if not isinstance(key, Hashable):
-                break  # SafeLoader reports the unhashable key
-            if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r}", key_node.start_mark
-                )
-            seen.add(key)
-        return super().construct_mapping(node, deep)
-
-
-_StrictLoader.add_constructor(
-    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _StrictLoader.construct_mapping
-)
 
 
 def parse_duration(value: Any) -> float:
     """Seconds from ``250ms``, ``1s``, ``1m``, ``1h``, ``1d`` or a plain number of seconds."""
     if isinstance(value, bool):
-        raise ValueError(f"{value!r} is not a duration")
+        raise ValueError(f"{shown(value)} is not a duration")
     if isinstance(value, (int, float)):
         seconds = float(value)
     else:
         match = _DURATION.fullmatch(str(value).strip())
         if not match:
-            raise ValueError(f"{value!r} is not a duration (e.g. 250ms, 2s, 1m, or seconds)")
+            raise ValueError(f"{shown(value)} is not a duration (e.g. 250ms, 2s, 1m, or seconds)")
         seconds = float(match.group(1)) * _DURATION_UNITS[match.group(2)]
     if not math.isfinite(seconds):
-        raise ValueError(f"{value!r} is not a finite duration")
+        raise ValueError(f"{shown(value)} is not a finite duration")
     if seconds < 0:
-        raise ValueError(f"{value!r} is negative")
+        raise ValueError(f"{shown(value)} is negative")
     return seconds
 
 
@@ -170,7 +144,7 @@ def parse_endpoint(text: str, default_port: int = 53) -> Endpoint:
     if text.startswith("["):
         host, sep, rest = text[1:].partition("]")
         if not sep or (rest and not rest.startswith(":")):
-            raise ValueError(f"{text!r}: write IPv6 as [address]:port")
+            raise ValueError(f"{shown(text)}: write IPv6 as [address]:port")
         if rest:
             port = _port(rest[1:], text)
     elif text.count(":") == 1:
@@ -179,13 +153,13 @@ def parse_endpoint(text: str, default_port: int = 53) -> Endpoint:
     try:
         ipaddress.ip_address(host)
     except ValueError:
-        raise ValueError(f"{text!r}: {host!r} is not an IP address") from None
+        raise ValueError(f"{shown(text)}: {shown(host)} is not an IP address") from None
     return Endpoint(host, port)
 
 
 def _port(text: str, whole: str) -> int:
     if not text.isdigit() or not 0 <= int(text) <= 65535:
-        raise ValueError(f"{whole!r}: port must be 0-65535")
+        raise ValueError(f"{shown(whole)}: port must be 0-65535")
     return int(text)
 
 
@@ -212,7 +186,7 @@ class _Parser:
         try:
             return fn(value)
         except (ValueError, TypeError, names.BadName) as exc:
-            raise self.error(path, str(exc)) from None
+            raise self.error(path, brief(str(exc))) from None
 
     def config(self, raw: Any, listen_override: tuple[str, ...]) -> Config:
         top = self.mapping(raw, "", TOP_KEYS)
@@ -263,7 +237,7 @@ class _Parser:
                                   lambda v: parse_endpoint(v, 9153))
         token = None
         if "token" in raw:
-            token = str(raw["token"])
+            token = yaml_file.source_text(raw["token"])
             if len(token) < 16:
                 raise self.error(f"{path}.token", "must be at least 16 characters")
         return AdminSettings(listen, token)
@@ -355,7 +329,8 @@ class _Parser:
                               names.from_text)
         raw = self.mapping(raw if raw is not None else {}, path,
                            ("ttl", "soa", "ns", "records", "file", "pools"))
-        ttl = self.convert(str(raw.get("ttl", DEFAULT_TTL)), f"{path}.ttl", rdata.parse_ttl)
+        ttl = self.convert(yaml_file.source_text(raw.get("ttl", DEFAULT_TTL)), f"{path}.ttl",
+                           rdata.parse_ttl)
         file = self.source.parent / str(raw["file"]) if "file" in raw else None
         if file is not None:
             others = [k for k in ("soa", "ns", "records") if k in raw]
@@ -391,7 +366,8 @@ class _Parser:
     def pool(self, name_text: str, raw: Any, origin: names.Name, path: str) -> PoolSpec:
         name = self.convert(name_text, path, lambda t: names.from_text(t, origin))
         raw = self.mapping(raw, path, POOL_KEYS)
-        ttl = self.convert(str(raw.get("ttl", DEFAULT_POOL_TTL)), f"{path}.ttl", rdata.parse_ttl)
+        ttl = self.convert(yaml_file.source_text(raw.get("ttl", DEFAULT_POOL_TTL)),
+                           f"{path}.ttl", rdata.parse_ttl)
         policy = self.choice(raw.get("policy", "all"), f"{path}.policy", POLICIES)
         count = raw.get("count")
         if count is not None:
@@ -458,7 +434,7 @@ class _Parser:
         if "address" in raw:
             fields["address"] = self.convert(raw["address"], f"{path}.address", _address)
         if "path" in raw:
-            text = str(raw["path"])
+            text = yaml_file.source_text(raw["path"])
             if not text.startswith("/") or any(c in text for c in " \r\n"):
                 raise self.error(f"{path}.path", "must start with / and hold no spaces")
             fields["path"] = text
@@ -467,7 +443,7 @@ class _Parser:
                 raw["expect_status"], f"{path}.expect_status", _status_codes)
         for key in ("expect_body", "host"):
             if key in raw:
-                fields[key] = str(raw[key])
+                fields[key] = yaml_file.source_text(raw[key])
         if "verify_tls" in raw:
             fields["verify_tls"] = self.boolean(raw["verify_tls"], f"{path}.verify_tls")
         spec = replace(base, **fields)
@@ -484,7 +460,7 @@ class _Parser:
 
     def choice(self, value: Any, path: str, allowed: tuple[str, ...]) -> str:
         if value not in allowed:
-            raise self.error(path, f"{value!r} is not one of: {', '.join(allowed)}")
+            raise self.error(path, f"{shown(value)} is not one of: {', '.join(allowed)}")
         return value
 
     def whole(self, value: Any, path: str, low: int, high: int | None = None) -> int:
@@ -492,12 +468,12 @@ class _Parser:
             high is not None and value > high
         ):
             bound = f"from {low} to {high}" if high is not None else f"of at least {low}"
-            raise self.error(path, f"must be a whole number {bound}, not {value!r}")
+            raise self.error(path, f"must be a whole number {bound}, not {shown(value)}")
         return value
 
     def boolean(self, value: Any, path: str) -> bool:
         if not isinstance(value, bool):
-            raise self.error(path, f"must be true or false, not {value!r}")
+            raise self.error(path, f"must be true or false, not {shown(value)}")
         return value
 
     def zone_file(self, file: Path, origin: names.Name, ttl: int, path: str) -> list[Record]:
@@ -524,7 +500,7 @@ class _Parser:
         defaults = {"mname": str(ns_raw[0]), "rname": "hostmaster", **SOA_DEFAULTS}
 
         def soa_record(values: dict, where: str) -> Record:
-            text = " ".join(str(values[f]) for f in fields)
+            text = " ".join(yaml_file.source_text(values[f]) for f in fields)
             return self.record(origin, "SOA", text, origin, ttl, where)
 
         # Each field given is tried alone against the defaults, so an error names its key.
@@ -548,7 +524,8 @@ class _Parser:
                 raise self.error(owner_path, "must map record types to values, e.g. {A: 192.0.2.1}")
             owner_ttl = ttl
             if "ttl" in rrsets:
-                owner_ttl = self.convert(str(rrsets["ttl"]), f"{owner_path}.ttl", rdata.parse_ttl)
+                owner_ttl = self.convert(yaml_file.source_text(rrsets["ttl"]),
+                                         f"{owner_path}.ttl", rdata.parse_ttl)
             for rtype, values in rrsets.items():
                 if rtype == "ttl":
                     continue
@@ -572,7 +549,7 @@ class _Parser:
         if isinstance(value, bool):
             raise self.error(where, "YAML read this as a boolean (yes/no/on/off/true/false); "
                              "quote it to use it as text")
-        text = str(value)
+        text = yaml_file.source_text(value)
         try:
             if rtype.upper() == "TXT" and not text.lstrip().startswith('"'):
                 tokens = [Token(text, True)]  # unquoted YAML text is one string, spaces and all
@@ -589,20 +566,20 @@ def _address(value: Any) -> str:
     try:
         return str(ipaddress.ip_address(str(value).strip()))
     except ValueError:
-        raise ValueError(f"{value!r} is not an IP address") from None
+        raise ValueError(f"{shown(value)} is not an IP address") from None
 
 
 def _network(value: Any) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
     try:
         return ipaddress.ip_network(str(value).strip(), strict=False)
     except ValueError:
-        raise ValueError(f"{value!r} is not a network like 10.0.0.0/8 or fc00::/7") from None
+        raise ValueError(f"{shown(value)} is not a network like 10.0.0.0/8 or fc00::/7") from None
 
 
 def _positive_duration(value: Any) -> float:
     seconds = parse_duration(value)
     if seconds <= 0:
-        raise ValueError(f"{value!r} must be above zero")
+        raise ValueError(f"{shown(value)} must be above zero")
     return seconds
 
 
@@ -615,11 +592,11 @@ def _upstream(value: Any) -> Upstream:
     if text.startswith("tls://"):
         text, at, tls_name = text[len("tls://"):].partition("@")
         if not at or not tls_name:
-            raise ValueError(f"{value!r}: write DoT upstreams as tls://ADDRESS@NAME")
+            raise ValueError(f"{shown(value)}: write DoT upstreams as tls://ADDRESS@NAME")
         default_port = 853
     endpoint = parse_endpoint(text, default_port)
     if endpoint.port == 0:
-        raise ValueError(f"{value!r}: port 0 is not an upstream")
+        raise ValueError(f"{shown(value)}: port 0 is not an upstream")
     return Upstream(endpoint.host, endpoint.port, tls_name)
 
 
@@ -643,10 +620,10 @@ def _status_codes(value: Any) -> tuple[int, ...]:
     for item in items:
         low, _, high = str(item).partition("-")
         if not low.strip().isdigit() or (high and not high.strip().isdigit()):
-            raise ValueError(f"{item!r} is not a status code or range like 200-299")
+            raise ValueError(f"{shown(item)} is not a status code or range like 200-299")
         first, last = int(low), int(high or low)
         if not 100 <= first <= last <= 599:
-            raise ValueError(f"{item!r} is not within 100-599")
+            raise ValueError(f"{shown(item)} is not within 100-599")
         codes.update(range(first, last + 1))
     return tuple(sorted(codes))
 
@@ -656,6 +633,8 @@ def _join(path: str, key: Any) -> str:
 
 
 def _kind(value: Any) -> str:
-    return {dict: "a mapping", list: "a list", type(None): "empty"}.get(
-        type(value), f"{type(value).__name__} {value!r}"
-    )
+    if isinstance(value, (dict, list)) or value is None:
+        return {dict: "a mapping", list: "a list"}.get(type(value), "empty")
+    # YAML numbers are int/float subclasses that keep their text; name the plain type.
+    kind = next((t for t in (bool, int, float, str) if isinstance(value, t)), type(value))
+    return f"{kind.__name__} {shown(value)}"
