@@ -641,14 +641,35 @@ def run_reload(args: argparse.Namespace) -> dict:
     for phase, r in phases.items():
         rows.append(f"== {r['title']}")
         rows += stream_rows(r["stream"])
-        rows.append(f"reloads done:                      {r['reloads']} (for {r['triggers']} "
-                    "trigger(s))")
+        rows.append(f"reloads done ('reloaded' lines):   {r['reloaded_log_lines']} for "
+                    f"{r['triggers']} trigger(s)" + ("" if r["settled"] else
+                    f", still reloading {args.settle:g} s after the stream"))
         rows.append(f"trigger -> 'reloaded' log, s:      first {fmt(r['first_reload_s'])}, "
                     f"last {fmt(r['last_reload_s'])}")
         ok = r["stream"]["lost"] == 0 and r["stream"]["p99_ms"] < 50
         rows.append(f"promise 0 lost, p99 < 50 ms:       {'holds' if ok else 'FAILS'}")
     return {"phases": phases, "table": "\n".join(rows), "warnings": warnings,
             "pools": len(pools)}
+
+
+def wait_reloads_settle(server: Proc, admin: int, count: int, limit: float) -> tuple[int, bool]:
+    """Poll /status until it answers with the same reload count for 3 s (a reload running
+    keeps it from answering), `limit` s at most; returns the last count it answered and
+    whether it settled."""
+    deadline = time.monotonic() + limit
+    stable_since = None
+    while time.monotonic() < deadline:
+        server.check_alive()
+        now = reload_successes(admin)
+        if now is None or now != count:
+            count = count if now is None else now
+            stable_since = None
+        elif stable_since is None:
+            stable_since = time.monotonic()
+        elif time.monotonic() - stable_since >= 3.0:
+            return count, True
+        time.sleep(0.25)
+    return count, False
 
 
 def fmt(value: float | None) -> str:
@@ -672,20 +693,14 @@ def reload_phase(args: argparse.Namespace, server: Proc, port: int, admin: int, 
     fired = trigger()
     stream.wait(args.seconds + args.timeout + 30)
     stream.stop()
-    done, last_change = before, time.monotonic()
-    deadline = time.monotonic() + args.settle
-    while time.monotonic() < deadline and time.monotonic() - last_change < 3.0:
-        server.check_alive()
-        now = reload_successes(admin)
-        if now is not None and now != done:
-            done, last_change = now, time.monotonic()
-        time.sleep(0.25)
+    done, settled = wait_reloads_settle(server, admin, before, args.settle)
     ends = reloaded_lines(log_path)[lines_before:]
     stats = stream_stats(args.workdir / f"{phase}.json", args.timeout,
                          [mono + (t - wall) for t in fired])
     log(f"  {stats['lost']} / {stats['sent']} lost, p99 {stats['p99_ms']} ms, max gap "
-        f"{stats['max_reply_gap_ms']} ms; {done - before} reloads")
-    return {"title": title, "triggers": len(fired), "reloads": done - before,
+        f"{stats['max_reply_gap_ms']} ms; {len(ends)} reloads")
+    return {"title": title, "triggers": len(fired), "status_reloads": done - before,
+            "settled": settled,
             "reloaded_log_lines": len(ends),
             "first_reload_s": round(ends[0] - fired[0], 3) if ends else None,
             "last_reload_s": round(ends[-1] - fired[0], 3) if ends else None,
@@ -739,8 +754,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     rel.add_argument("--sighups", type=int, default=100, help="SIGHUPs in phase b (100)")
     rel.add_argument("--sighup-window", type=float, default=2.0,
                      help="seconds the SIGHUPs are spread over (2)")
-    rel.add_argument("--settle", type=float, default=120.0,
-                     help="seconds to wait at most for queued reloads after a phase (120)")
+    rel.add_argument("--settle", type=float, default=60.0,
+                     help="seconds to wait at most for queued reloads after a phase (60)")
     args = p.parse_args(argv)
     if not 1 <= getattr(args, "names", 1) <= 2_000_000:
         p.error("--names must be in 1..2000000")
@@ -761,10 +776,10 @@ def run(args: argparse.Namespace) -> int:
     preflight(["taskset", "dnsperf"] + (["nsd", "nsd-checkconf"] if args.command == "flood"
                                         else []), [args.server_cpu, args.client_cpu])
     started = time.monotonic()
+    info = run_info()  # the edgedns measured: the tree as it is when the run starts
     with tempfile.TemporaryDirectory(prefix="edgedns-stall-") as tmp:
         args.workdir = Path(tmp)
         result = {"flood": run_flood, "flip": run_flip, "reload": run_reload}[args.command](args)
-    info = run_info()
     settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()
                 if k != "workdir"}
     print(f"\n== stall {args.command}: edgedns {info['edgedns'].get('commit')}"

@@ -33,6 +33,9 @@ class ConfigError(Exception):
         self.source = str(source)
         self.path = path
         self.message = message
+        self.files: tuple[Path, ...] = (Path(source),)
+        """The files the config named before the error, missing ones included (so a
+        reload can be retried when one of them is created or fixed)."""
         super().__init__(f"{source}: {path}: {message}" if path else f"{source}: {message}")
 
 
@@ -116,7 +119,12 @@ def load(path: str | Path, listen_override: tuple[str, ...] = ()) -> Config:
         raw = yaml_file.load(text, str(path))
     except yaml_file.YamlError as exc:
         raise ConfigError(path, "", str(exc)) from None
-    return _Parser(path).config(raw if raw is not None else {}, listen_override)
+    parser = _Parser(path)
+    try:
+        return parser.config(raw if raw is not None else {}, listen_override)
+    except ConfigError as exc:
+        exc.files = tuple(parser.files)
+        raise
 
 
 def parse_duration(value: Any) -> float:
@@ -168,6 +176,8 @@ class _Parser:
 
     def __init__(self, source: Path) -> None:
         self.source = source
+        self.files: list[Path] = [source]
+        """Every file read (or named) so far: itself, zone files, the DoT CA file."""
 
     def error(self, path: str, message: str) -> ConfigError:
         return ConfigError(self.source, path, message)
@@ -190,7 +200,6 @@ class _Parser:
 
     def config(self, raw: Any, listen_override: tuple[str, ...]) -> Config:
         top = self.mapping(raw, "", TOP_KEYS)
-        self.files: list[Path] = [self.source]
         defaults = self.mapping(top.get("defaults", {}), "defaults", ("check",))
         self.default_check = self.check(defaults.get("check", {}), "defaults.check", CheckSpec())
         self.pools: list[PoolSpec] = []

@@ -16,13 +16,15 @@ leaves the old config serving. Health of unchanged check targets carries over.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import ipaddress
 import logging
 import signal
 import socket
 import time
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 from edgedns import config as config_mod
 from edgedns.admin.http import AdminServer
@@ -36,6 +38,7 @@ from edgedns.pools.health.checks import ProbeResult, Target
 from edgedns.pools.health.icmp import IcmpProber, IcmpUnavailable
 from edgedns.pools.health.scheduler import Scheduler
 from edgedns.pools.pool import PoolSet
+from edgedns.server.control import UNREAD, Coalescer, FileWatch, Signature
 from edgedns.server.handler import QueryHandler
 from edgedns.server.listeners import TcpConnections, UdpListener
 
@@ -96,9 +99,12 @@ class Server:
         self._admin: AdminServer | None = None
         self.admin_port: int | None = None
         self._stopping = asyncio.Event()
-        self._reloading = asyncio.Lock()
+        self._reloads = Coalescer(self._reload_once)
+        self._worker = ThreadPoolExecutor(1, thread_name_prefix="edgedns-reload")
+        """Where reloads load and prepare the new config, off the event loop."""
+        self._files = FileWatch()
+        self._files.known(FileWatch.snapshot(config.files))
         self._watch: asyncio.Task[None] | None = None
-        self._seen_files = _fingerprint(config)
         self._retiring: set[asyncio.Task[None]] = set()
 
     @property
@@ -175,69 +181,81 @@ class Server:
         raise OSError(f"no port free on both UDP and TCP for {endpoint.host}")
 
     async def reload(self, reason: str) -> bool:
-        """Load the config file again and swap it in whole; on any error keep serving the
-        old one, log why, and record it for /status and metrics. Returns whether applied."""
-        async with self._reloading:
-            loop = asyncio.get_running_loop()
-            self.reloads.last_at = time.time()
-            added: dict[Endpoint, _Listener] = {}
-            # Remember what was tried, good or bad, so the watcher retries only on new edits.
-            self._seen_files = _fingerprint(self.config)
-            try:
-                config = config_mod.load(self.config.source, self.listen_override)
-                self._seen_files = _fingerprint(config)
-                pools = PoolSet(config.pools, previous=self.pools)
-                old_forwarder = self.handler.forwarder
-                cache = None
-                if old_forwarder is not None and config.cache == self.config.cache:
-                    cache = old_forwarder.cache
-                handler = build_handler(config, pools, self.stats, cache)
-                icmp = _open_icmp(pools, self._icmp)
-                for endpoint in config.listen:
-                    if endpoint not in self._listeners:
-                        added[endpoint] = await self._bind(loop, endpoint)
-                if config.admin != self.config.admin:
-                    if config.admin.listen is None and self._admin is not None:
-                        await self._admin.stop()
-                        self._admin, self.admin_port = None, None
-                    else:
-                        await self._start_admin(config)
-            except (config_mod.ConfigError, OSError, IcmpUnavailable) as exc:
-                for listener in added.values():
-                    listener.udp.close(loop)
-                    listener.tcp.close()
-                self.reloads.failures += 1
-                self.reloads.last_error = str(exc)
-                log.error("reload (%s) refused, still serving the previous config: %s",
-                          reason, exc)
-                return False
-            # The swap: no await from here on, so no query sees half of it.
-            self.config, self.pools, self.handler = config, pools, handler
-            if icmp is not None and icmp is not self._icmp:
-                icmp.start(loop)
-                self._icmp = icmp
-            self._listeners.update(added)
-            for listener in added.values():
-                listener.udp.start(loop)
-            for endpoint in [e for e in self._listeners if e not in config.listen]:
-                retired = self._listeners.pop(endpoint)
-                retired.udp.close(loop)
-                retired.tcp.close()
-            self._connections.idle_timeout = config.tcp.idle_timeout
-            self._connections.max_connections = config.tcp.max_connections
-            self.scheduler.set_targets(pools.targets())
-            if old_forwarder is not None:
-                self._retire(old_forwarder)
-            self.reloads.successes += 1
-            self.reloads.last_error = None
-            log.info("reloaded (%s): %d zones, %d pools, serving %s", reason, len(config.zones),
-                     len(config.pools), ", ".join(str(e) for e in self.bound))
-            return True
+        """Load the config again and swap it in whole; on any error keep serving the old one,
+        log why, and record it for /status and metrics. Returns whether applied.
 
-    def _spawn_reload(self, reason: str) -> None:
-        task = asyncio.get_running_loop().create_task(self.reload(reason))
-        self._retiring.add(task)  # held like a retiring forwarder: awaited at shutdown
-        task.add_done_callback(self._retiring.discard)
+        Calls made while a reload is being built collapse into one more reload after it.
+        Loading, validating and preparing the new data runs on the worker thread, so the
+        event loop keeps answering meanwhile; only binding and the swap run on the loop."""
+        return await self._reloads(reason)
+
+    def request_reload(self, reason: str) -> None:
+        """`reload` without waiting for it (SIGHUP)."""
+        self._reloads.request(reason)
+
+    def _prepare(self, previous: PoolSet, old_cache: Cache | None
+                 ) -> tuple[Config, PoolSet, QueryHandler]:
+        """On the worker thread: the new config and everything answering from it."""
+        config = config_mod.load(self.config.source, self.listen_override)
+        pools = PoolSet(config.pools, previous=previous)
+        cache = old_cache if old_cache is not None and config.cache == self.config.cache else None
+        return config, pools, build_handler(config, pools, self.stats, cache)
+
+    async def _reload_once(self, reason: str) -> bool:
+        loop = asyncio.get_running_loop()
+        self.reloads.last_at = time.time()
+        added: dict[Endpoint, _Listener] = {}
+        old_forwarder = self.handler.forwarder
+        started = time.time_ns()
+        try:
+            config, pools, handler = await loop.run_in_executor(
+                self._worker, self._prepare, self.pools,
+                old_forwarder.cache if old_forwarder is not None else None)
+            self._files.known(_signatures(config.files, started))
+            icmp = _open_icmp(pools, self._icmp)
+            for endpoint in config.listen:
+                if endpoint not in self._listeners:
+                    added[endpoint] = await self._bind(loop, endpoint)
+            if config.admin != self.config.admin:
+                if config.admin.listen is None and self._admin is not None:
+                    await self._admin.stop()
+                    self._admin, self.admin_port = None, None
+                else:
+                    await self._start_admin(config)
+        except (config_mod.ConfigError, OSError, IcmpUnavailable) as exc:
+            if isinstance(exc, config_mod.ConfigError):
+                # Watch what the refused config named: fixing or creating any of it retries.
+                self._files.known(_signatures(exc.files, started))
+            for listener in added.values():
+                listener.udp.close(loop)
+                listener.tcp.close()
+            self.reloads.failures += 1
+            self.reloads.last_error = str(exc)
+            log.error("reload (%s) refused, still serving the previous config: %s",
+                      reason, exc)
+            return False
+        # The swap: no await from here on, so no query sees half of it.
+        self.config, self.pools, self.handler = config, pools, handler
+        if icmp is not None and icmp is not self._icmp:
+            icmp.start(loop)
+            self._icmp = icmp
+        self._listeners.update(added)
+        for listener in added.values():
+            listener.udp.start(loop)
+        for endpoint in [e for e in self._listeners if e not in config.listen]:
+            retired = self._listeners.pop(endpoint)
+            retired.udp.close(loop)
+            retired.tcp.close()
+        self._connections.idle_timeout = config.tcp.idle_timeout
+        self._connections.max_connections = config.tcp.max_connections
+        self.scheduler.set_targets(pools.targets())
+        if old_forwarder is not None:
+            self._retire(old_forwarder)
+        self.reloads.successes += 1
+        self.reloads.last_error = None
+        log.info("reloaded (%s): %d zones, %d pools, serving %s", reason, len(config.zones),
+                 len(config.pools), ", ".join(str(e) for e in self.bound))
+        return True
 
     def _retire(self, forwarder: Forwarder) -> None:
         """Let questions already sent upstream by a replaced forwarder finish, then close it."""
@@ -252,7 +270,7 @@ class Server:
     async def _watch_files(self) -> None:
         while True:
             await asyncio.sleep(self.config.reload_interval)
-            if _fingerprint(self.config) != self._seen_files:
+            if self._files.settled_change():
                 await self.reload("files changed")
 
     async def stop(self) -> None:
@@ -261,6 +279,8 @@ class Server:
         if self._watch is not None:
             self._watch.cancel()
             self._watch = None
+        self._reloads.cancel()
+        self._worker.shutdown(wait=False, cancel_futures=True)
         await self.scheduler.stop()
         if self.handler.forwarder is not None:
             await self.handler.forwarder.close()
@@ -285,8 +305,9 @@ class Server:
         finish (at most `shutdown_timeout`)."""
         loop = asyncio.get_running_loop()
         if self._watch is not None:
-            self._watch.cancel()  # no reload may bind anything new from here on
+            self._watch.cancel()
             self._watch = None
+        self._reloads.cancel()  # no reload may bind anything new from here on
         for listener in self._listeners.values():
             listener.udp.pause(loop)
             listener.tcp.close()  # no new connections; open ones keep being served
@@ -308,7 +329,7 @@ class Server:
         # Handlers first: a signal during start-up must not kill the process outright.
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self.request_stop)
-        loop.add_signal_handler(signal.SIGHUP, lambda: self._spawn_reload("SIGHUP"))
+        loop.add_signal_handler(signal.SIGHUP, lambda: self.request_reload("SIGHUP"))
         try:
             await self.start()
             await self._stopping.wait()
@@ -331,16 +352,14 @@ def _open_icmp(pools: PoolSet, current: IcmpProber | None) -> IcmpProber | None:
     return IcmpProber.open(versions | (current.versions if current is not None else set()))
 
 
-def _fingerprint(config: Config) -> tuple[tuple[str, str | None], ...]:
-    """What the config's files hold now, to notice edits (content, not just mtime)."""
-    out = []
-    for path in config.files:
-        try:
-            digest: str | None = hashlib.sha256(path.read_bytes()).hexdigest()
-        except OSError:
-            digest = None
-        out.append((str(path), digest))
-    return tuple(out)
+def _signatures(files: Iterable[Path], read_from_ns: int) -> dict[Path, Signature]:
+    """Signatures of `files`; a file modified since `read_from_ns` (wall clock, when the
+    load began) may have been read half-changed, so it counts as not yet read."""
+    out = FileWatch.snapshot(files)
+    for path, sig in out.items():
+        if sig is not None and sig[0] >= read_from_ns:
+            out[path] = UNREAD
+    return out
 
 
 def run(config: Config, listen_override: tuple[str, ...] = ()) -> None:
