@@ -257,20 +257,22 @@ def stream_stats(path: Path, timeout: float, events: list[float] = ()) -> dict:
     nearest of `events`); the largest gap between sends shows a stall of the client."""
     data = json.loads(path.read_text())
     sent, received = data["sent"], data["received"]
-    latencies = sorted((r - s) * 1000 for s, r in zip(sent, received) if r and r - s <= timeout)
+    pairs = list(zip(sent, received, strict=True))
+    latencies = sorted((r - s) * 1000 for s, r in pairs if r and r - s <= timeout)
     arrivals = sorted(r for r in received if r)
-    gaps = sorted(((b - a, a) for a, b in zip(arrivals, arrivals[1:])), reverse=True)[:5]
+    gaps = sorted(((b - a, a) for a, b in zip(arrivals, arrivals[1:], strict=False)),
+                  reverse=True)[:5]
     gap, gap_at = gaps[0] if gaps else (0.0, 0.0)
+    send_gap = max((b - a for a, b in zip(sent, sent[1:], strict=False)), default=0.0)
     out = {"sent": len(sent), "answered": len(latencies), "lost": len(sent) - len(latencies),
-           "late": sum(1 for s, r in zip(sent, received) if r and r - s > timeout),
+           "late": sum(1 for s, r in pairs if r and r - s > timeout),
            "p50_ms": round(percentile(latencies, 50), 3),
            "p99_ms": round(percentile(latencies, 99), 3),
            "max_ms": round(latencies[-1], 3) if latencies else float("nan"),
            "max_reply_gap_ms": round(gap * 1000, 3),
            "max_reply_gap_at_s": round(gap_at - data["t0"], 3),
            "top_reply_gaps": [[round(g * 1000, 3), round(at - data["t0"], 3)] for g, at in gaps],
-           "max_send_gap_ms": round(1000 * max((b - a for a, b in zip(sent, sent[1:])),
-                                               default=0.0), 3),
+           "max_send_gap_ms": round(send_gap * 1000, 3),
            "rcodes": data["rcodes"], "socket_errors": data["errors"]}
     if events:
         nearest = min(events, key=lambda e: abs(e - gap_at))
@@ -422,7 +424,7 @@ def run_flood(args: argparse.Namespace) -> dict:
         rows.append(f"{name:30} {str(legit['lost']) + ' / ' + str(legit['sent']):>14} "
                     f"{legit['latency_avg_ms']:>8.3f} {legit['latency_max_ms']:>8.3f} "
                     f"{legit['flood']['qps']:>10.0f}")
-    rows.append(f"server CPU % (a/b/c): NSD " + " / ".join(
+    rows.append("server CPU % (a/b/c): NSD " + " / ".join(
         f"{nsd[c]['server_cpu_pct']:.0f}" for c in FLOOD_CASES) + ", edgedns " + " / ".join(
         f"{ed[c]['server_cpu_pct']:.0f}" for c in FLOOD_CASES))
     return {"servers": results, "table": "\n".join(rows), "warnings": warnings}
@@ -493,7 +495,8 @@ def flip_measure(args: argparse.Namespace, stable_port: int, flip: FlipListener)
     (wd / "flip.zone").write_text("\n".join(zone_head() + ["*.dep IN CNAME web"]) + "\n")
     check = ("{type: tcp, interval: 200ms, timeout: 100ms, fall: 1, rise: 1, "
              f"address: 127.0.0.1, port: {stable_port}}}")
-    members = [FLIP_ADDRESSES[0], f"{{address: {FLIP_ADDRESSES[1]}, check: {{port: {flip.port}}}}}"]
+    members = [FLIP_ADDRESSES[0],
+               f"{{address: {FLIP_ADDRESSES[1]}, check: {{port: {flip.port}}}}}"]
     config = wd / "flip.yaml"
     config.write_text(edgedns_yaml(wd / "flip.zone", [pool_yaml("web", members, check)],
                                    free_port()))
@@ -528,7 +531,8 @@ def flip_measure(args: argparse.Namespace, stable_port: int, flip: FlipListener)
         f"names asked first under dep:       {warm['completed']} / {warm['sent']} answered "
         f"({warm['qps']:.0f} qps)",
         *stream_rows(stats),
-        f"promise max gap < 10 ms:           {'holds' if stats['max_reply_gap_ms'] < 10 else 'FAILS'}",
+        "promise max gap < 10 ms:           "
+        + ("holds" if stats["max_reply_gap_ms"] < 10 else "FAILS"),
     ])
     return {"prefill": warm, "flips": flips, "stream": stats, "table": table,
             "warnings": warnings}
@@ -638,7 +642,7 @@ def run_reload(args: argparse.Namespace) -> dict:
     finally:
         server.stop()
     rows = []
-    for phase, r in phases.items():
+    for r in phases.values():
         rows.append(f"== {r['title']}")
         rows += stream_rows(r["stream"])
         rows.append(f"reloads done ('reloaded' lines):   {r['reloaded_log_lines']} for "

@@ -16,6 +16,10 @@ import dns.exception
 import dns.message
 import dns.query
 import pytest
+from dnslib import QTYPE, RD
+from dnslib.dns import RDMAP, DNSBuffer
+
+from edgedns.dns import rdata
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples"
@@ -28,6 +32,13 @@ zones:
     records:
       www: {A: 192.0.2.1}
 """
+
+
+def as_dnslib(rtype: int, data: rdata.Rdata) -> RD:
+    """Our wire-form record data as dnslib reads it: an independent decoding of the bytes
+    we serve, in a form that prints (``str``) as presentation text."""
+    wire = rdata.to_wire(data)
+    return RDMAP.get(QTYPE.get(rtype), RD).parse(DNSBuffer(wire), len(wire))
 
 
 def wait_until(condition: Callable[[], bool], within: float = 5.0, step: float = 0.02) -> float:

@@ -238,7 +238,7 @@ def _with_addresses(outcome: Outcome, pooled: Section, addresses: tuple[str, ...
                        additional=[], optional_authority=False, required_glue=0)
     family = socket.AF_INET if rrset.rtype == _A else socket.AF_INET6
     wire = tuple((socket.inet_pton(family, a),) for a in addresses)
-    filled = RRset(rrset.name, rrset.rtype, rrset.ttl, (), wire=wire)
+    filled = RRset(rrset.name, rrset.rtype, rrset.ttl, wire)
     return replace(outcome, answer=[*answer, Section(pooled.owner, filled)])
 
 
@@ -256,5 +256,5 @@ def _pack(qname: Name, qtype: int, outcome: Outcome) -> Packed:
 
 
 def _records(sections: list[Section]) -> list[Record]:
-    return [(s.owner, s.rrset.rtype, s.rrset.ttl, s.rrset.wire) for s in sections]
+    return [(s.owner, s.rrset.rtype, s.rrset.ttl, s.rrset.rdatas) for s in sections]
 

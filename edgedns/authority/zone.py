@@ -11,11 +11,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from dnslib import QTYPE, RCODE, RD
+from dnslib import QTYPE, RCODE
 
 from edgedns.dns import names, rdata
-from edgedns.dns.message import RdataParts
 from edgedns.dns.names import Name
+from edgedns.dns.rdata import Rdata
 from edgedns.pools.pool import PoolSpec
 
 ANY = QTYPE.ANY
@@ -24,8 +24,9 @@ NS = QTYPE.NS
 SOA = QTYPE.SOA
 DS = QTYPE.DS
 ADDRESS_TYPES = (QTYPE.A, QTYPE.AAAA)
-# Types whose targets get their addresses added to the additional section (RFC 1035 §3.3).
-_TARGET_FIELD = {QTYPE.NS: "label", QTYPE.MX: "label", QTYPE.SRV: "target"}
+# Types whose targets get their addresses added to the additional section (RFC 1035 §3.3),
+# and where the target sits in their data.
+_TARGET_AT = {QTYPE.NS: 0, QTYPE.MX: 1, QTYPE.SRV: 1}
 # RFC 8482: a node answers ANY with one RRset; these are preferred, in order (the SOA only
 # exists at the apex), else the lowest type code.
 _ANY_PREFERENCE = (QTYPE.SOA, QTYPE.CNAME, QTYPE.A, QTYPE.AAAA)
@@ -46,7 +47,7 @@ class Record:
     owner: Name
     rtype: int
     ttl: int
-    rdata: RD
+    rdata: Rdata
     where: str
 
 
@@ -55,17 +56,10 @@ class RRset:
     name: Name
     rtype: int
     ttl: int
-    rdatas: tuple[RD, ...]
+    rdatas: tuple[Rdata, ...]
     pool: bool = False
     """A pool's A/AAAA: `rdatas` is empty and the addresses come from the pool's current
     selection when replies are built (`edgedns.authority.answers`)."""
-    wire: tuple[RdataParts, ...] = ()
-    """`rdatas` in wire form, as replies are packed from them (`edgedns.dns.message`)."""
-
-    @classmethod
-    def of(cls, name: Name, rtype: int, ttl: int, rdatas: tuple[RD, ...]) -> RRset:
-        return cls(name, rtype, ttl, rdatas, wire=tuple(rdata.to_parts(rtype, rd)
-                                                        for rd in rdatas))
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +131,7 @@ class Zone:
             _check_node(owner, by_type, origin, cuts)
         nodes = {
             owner: {
-                rtype: RRset.of(owner, rtype, recs[0].ttl, tuple(r.rdata for r in recs))
+                rtype: RRset(owner, rtype, recs[0].ttl, tuple(r.rdata for r in recs))
                 for rtype, recs in by_type.items()
             }
             for owner, by_type in grouped.items()
@@ -160,8 +154,8 @@ class Zone:
     def negative_soa(self) -> Section:
         """The SOA for a negative answer, TTL = min(SOA TTL, SOA minimum) (RFC 2308 §3)."""
         soa = self.soa
-        ttl = min(soa.ttl, soa.rdatas[0].times[4])
-        return Section(self.origin, RRset(self.origin, SOA, ttl, soa.rdatas, wire=soa.wire))
+        ttl = min(soa.ttl, rdata.soa_minimum(soa.rdatas[0]))
+        return Section(self.origin, RRset(self.origin, SOA, ttl, soa.rdatas))
 
     def find(self, qname: Name, qtype: int) -> Outcome:
         """Answer `qname` (at or below the origin) and `qtype` from this zone's data."""
@@ -191,7 +185,7 @@ class Zone:
             return self._positive(Section(owner, rrset))
         cname = node.get(CNAME)
         if cname is not None:
-            target = names.from_label(cname.rdatas[0].label)
+            target = cname.rdatas[0][0]
             return Outcome(answer=[Section(owner, cname)], cname_target=target)
         return Outcome(authority=[self.negative_soa])
 
@@ -227,13 +221,13 @@ class Zone:
         )
 
     def _addresses_for_targets(self, rrset: RRset) -> list[Section]:
-        attr = _TARGET_FIELD.get(rrset.rtype)
-        if attr is None:
+        at = _TARGET_AT.get(rrset.rtype)
+        if at is None:
             return []
         out: list[Section] = []
         seen: set[Name] = set()
         for rd in rrset.rdatas:
-            target = names.from_label(getattr(rd, attr))
+            target = rd[at]
             if target in seen or not names.is_subdomain(target, self.origin):
                 continue
             seen.add(target)

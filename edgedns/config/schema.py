@@ -18,7 +18,7 @@ from typing import Any
 from edgedns.authority.zone import Record, Zone, ZoneError
 from edgedns.config import yaml as yaml_file
 from edgedns.dns import names, rdata, zonefile
-from edgedns.dns.presentation import PresentationError, Token, brief, shown, split
+from edgedns.dns.presentation import PresentationError, brief, shown, split
 from edgedns.forward.cache import CacheSettings
 from edgedns.forward.forwarder import DEFAULT_ALLOW, ForwardSettings, Route, Upstream
 from edgedns.forward.forwarder import POLICIES as FORWARD_POLICIES
@@ -561,10 +561,10 @@ class _Parser:
         text = yaml_file.source_text(value)
         try:
             if rtype.upper() == "TXT" and not text.lstrip().startswith('"'):
-                tokens = [Token(text, True)]  # unquoted YAML text is one string, spaces and all
+                values = [text]  # unquoted YAML text is one string, spaces and all
             else:
-                tokens = split(text)
-            code, rd = rdata.parse(rtype, tokens, origin)
+                values = [token.text for token in split(text)]
+            code, rd = rdata.parse(rtype, values, origin)
         except (rdata.RdataError, PresentationError) as exc:
             raise self.error(where, str(exc)) from None
         return Record(owner, code, ttl, rd, where)

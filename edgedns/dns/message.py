@@ -13,10 +13,10 @@ from dataclasses import dataclass
 
 from edgedns.dns import names
 from edgedns.dns.names import Name
+from edgedns.dns.rdata import Rdata
 
 HEADER = 12
-RdataParts = tuple["bytes | Name", ...]
-Record = tuple[Name, int, int, tuple[RdataParts, ...]]
+Record = tuple[Name, int, int, tuple[Rdata, ...]]
 """(owner, type, TTL, the RRset's rdatas): one RRset as it appears in a section."""
 
 COMPRESSIBLE = frozenset((2, 5, 6, 12, 15))
@@ -104,7 +104,7 @@ def pack_reply(
 
 
 def _rrset(out: bytearray, owner: Name, rtype: int, ttl: int,
-           rdatas: tuple[RdataParts, ...], table: dict[Name, int]) -> None:
+           rdatas: tuple[Rdata, ...], table: dict[Name, int]) -> None:
     compress = rtype in COMPRESSIBLE
     for parts in rdatas:
         _name(out, owner, table)

@@ -53,28 +53,29 @@ class Line:
 
 def lines(text: str) -> Iterator[Line]:
     """Split master-file text into logical lines of tokens, dropping comments."""
+    pos, lineno = 0, 1
+    while pos < len(text):
+        line, pos, lineno = logical_line(text, pos, lineno)
+        if line is not None:
+            yield line
+
+
+def logical_line(text: str, pos: int, lineno: int) -> tuple[Line | None, int, int]:
+    """Tokenize the logical line starting at `pos` (the start of physical line `lineno`):
+    (the line, or None when it holds no tokens; where the next one starts; its number)."""
     tokens: list[Token] = []
     depth = 0
-    lineno = 1
-    start_lineno = 1
-    indented = False
-    at_line_start = True
-    i = 0
+    start_lineno = lineno
+    indented = text[pos : pos + 1] in (" ", "\t")
+    i = pos
     n = len(text)
     while i < n:
         c = text[i]
-        if at_line_start and depth == 0:
-            start_lineno = lineno
-            indented = c in " \t"
-            at_line_start = False
         if c == "\n":
             lineno += 1
-            if depth == 0:
-                if tokens:
-                    yield Line(start_lineno, indented, tokens)
-                tokens = []
-                at_line_start = True
             i += 1
+            if depth == 0:
+                break
         elif c in " \t\r":
             i += 1
         elif c == ";":
@@ -106,8 +107,7 @@ def lines(text: str) -> Iterator[Line]:
             i = j
     if depth:
         raise PresentationError("'(' without a matching ')'", start_lineno)
-    if tokens:
-        yield Line(start_lineno, indented, tokens)
+    return (Line(start_lineno, indented, tokens) if tokens else None), i, lineno
 
 
 def _escape_width(text: str, i: int) -> int:

@@ -7,11 +7,16 @@ blank owners (repeat the previous owner), and the TTL and class fields in either
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
 from pathlib import Path
 
 from edgedns.authority.zone import Record
 from edgedns.dns import names, rdata
-from edgedns.dns.presentation import Line, PresentationError, lines
+from edgedns.dns.presentation import PresentationError, logical_line
+
+_SPECIAL = re.compile(r'["();\\]')
+"""What only the full tokenizer handles: quotes, parentheses, comments, escapes."""
 
 
 class ZoneFileError(ValueError):
@@ -39,23 +44,45 @@ def parse(text: str, origin: names.Name, default_ttl: int, source: str) -> list[
     owner: names.Name | None = None
     lineno = 1
     try:
-        for line in lines(text):
-            lineno = line.lineno
-            first = line.tokens[0].text
-            if first.startswith("$") and not line.indented:
-                current_origin, ttl = _directive(line, current_origin, ttl)
+        for lineno, indented, fields in _lines(text):
+            if fields[0].startswith("$") and not indented:
+                current_origin, ttl = _directive(fields, current_origin, ttl)
                 continue
-            owner, record = _record(line, owner, current_origin, ttl, f"{source}:{lineno}")
+            owner, record = _record(fields, indented, owner, current_origin, ttl,
+                                    f"{source}:{lineno}")
             records.append(record)
     except (PresentationError, rdata.RdataError, names.BadName) as exc:
-        lineno = getattr(exc, "lineno", 1) if isinstance(exc, PresentationError) else lineno
+        lineno = getattr(exc, "lineno", lineno) if isinstance(exc, PresentationError) else lineno
         raise ZoneFileError(f"{source}:{lineno}: {exc}") from None
     return records
 
 
-def _directive(line: Line, origin: names.Name, ttl: int) -> tuple[names.Name, int]:
-    name = line.tokens[0].text.upper()
-    args = [t.text for t in line.tokens[1:]]
+def _lines(text: str) -> Iterator[tuple[int, bool, list[str]]]:
+    """(line number, indented, fields) per logical line. Lines without quotes, parentheses,
+    comments or escapes (nearly all of a big zone) are split by `str.split`; the others go
+    through the full tokenizer (`edgedns.dns.presentation`)."""
+    pos, lineno, n = 0, 1, len(text)
+    special = _SPECIAL.search
+    while pos < n:
+        end = text.find("\n", pos)
+        if end < 0:
+            end = n
+        line = text[pos:end]
+        if special(line) is None:
+            fields = line.split()
+            if fields:
+                yield lineno, line[0] in " \t", fields
+            pos, lineno = end + 1, lineno + 1
+            continue
+        logical, pos, lineno_after = logical_line(text, pos, lineno)
+        if logical is not None:
+            yield logical.lineno, logical.indented, [token.text for token in logical.tokens]
+        lineno = lineno_after
+
+
+def _directive(fields: list[str], origin: names.Name, ttl: int) -> tuple[names.Name, int]:
+    name = fields[0].upper()
+    args = fields[1:]
     if name == "$ORIGIN" and len(args) == 1:
         return names.from_text(args[0], origin), ttl
     if name == "$TTL" and len(args) == 1:
@@ -66,26 +93,28 @@ def _directive(line: Line, origin: names.Name, ttl: int) -> tuple[names.Name, in
 
 
 def _record(
-    line: Line, owner: names.Name | None, origin: names.Name, ttl: int, where: str
+    fields: list[str], indented: bool, owner: names.Name | None, origin: names.Name, ttl: int,
+    where: str,
 ) -> tuple[names.Name, Record]:
-    fields = [t for t in line.tokens]
-    if not line.indented:
-        owner = names.from_text(fields.pop(0).text, origin)
+    at = 0
+    if not indented:
+        owner = names.from_text(fields[0], origin)
+        at = 1
     if owner is None:
         raise rdata.RdataError("the first record needs an owner name")
     # TTL and class may come in either order before the type (RFC 1035 §5.1).
     for _ in range(2):
-        if not fields:
+        if at >= len(fields):
             break
-        head = fields[0].text
-        if head.upper() == "IN":
-            fields.pop(0)
+        head = fields[at]
+        if head == "IN" or head.upper() == "IN":
+            at += 1
         elif head[:1].isdigit():
-            ttl = rdata.parse_ttl(fields.pop(0).text)
+            ttl = rdata.parse_ttl(head)
+            at += 1
         elif head.upper() in ("CH", "HS", "CS"):
             raise rdata.RdataError(f"class {head.upper()} is not served; only IN")
-    if not fields:
+    if at >= len(fields):
         raise rdata.RdataError("record has no type")
-    rtype = fields.pop(0).text.upper()
-    code, rd = rdata.parse(rtype, fields, origin)
-    return owner, Record(owner, code, ttl, rd, where)
+    code, data = rdata.parse(fields[at], fields[at + 1 :], origin)
+    return owner, Record(owner, code, ttl, data, where)
