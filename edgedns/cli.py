@@ -66,9 +66,9 @@ def check(config_path: str) -> None:
     for zone in cfg.zones:
         counts: dict[int, int] = {}
         for node in zone.nodes.values():
-            for rtype, rrset in node.items():
+            for rrset in node:
                 if not rrset.pool:
-                    counts[rtype] = counts.get(rtype, 0) + len(rrset.rdatas)
+                    counts[rrset.rtype] = counts.get(rrset.rtype, 0) + len(rrset.rdatas)
         summary = " ".join(f"{QTYPE.get(t)}={n}" for t, n in sorted(counts.items()))
         click.echo(f"zone {names.to_text(zone.origin)}: {len(zone.nodes)} names, "
                    f"{sum(counts.values())} records ({summary})")

@@ -55,7 +55,7 @@ def snapshot(server: Server) -> dict[str, Any]:
         })
     zones = []
     for zone in server.config.zones:
-        records = sum(len(r.rdatas) for node in zone.nodes.values() for r in node.values())
+        records = sum(len(r.rdatas) for node in zone.nodes.values() for r in node)
         zones.append({"name": names.to_text(zone.origin), "names": len(zone.nodes),
                       "records": records})
     out: dict[str, Any] = {

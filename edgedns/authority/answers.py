@@ -237,7 +237,7 @@ def _with_addresses(outcome: Outcome, pooled: Section, addresses: tuple[str, ...
         return replace(outcome, answer=answer, authority=[soa],
                        additional=[], optional_authority=False, required_glue=0)
     family = socket.AF_INET if rrset.rtype == _A else socket.AF_INET6
-    wire = tuple((socket.inet_pton(family, a),) for a in addresses)
+    wire = tuple(socket.inet_pton(family, a) for a in addresses)
     filled = RRset(rrset.name, rrset.rtype, rrset.ttl, wire)
     return replace(outcome, answer=[*answer, Section(pooled.owner, filled)])
 

@@ -62,6 +62,17 @@ class RRset:
     selection when replies are built (`edgedns.authority.answers`)."""
 
 
+Node = tuple[RRset, ...]
+"""The RRsets at one owner name (one per type; a handful at most)."""
+
+
+def rrset_in(node: Node, rtype: int) -> RRset | None:
+    for rrset in node:
+        if rrset.rtype == rtype:
+            return rrset
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class Section:
     """An RRset as it appears in a response; `owner` differs from the RRset's for wildcards."""
@@ -91,29 +102,40 @@ class Outcome:
 @dataclass(frozen=True)
 class Zone:
     origin: Name
-    nodes: dict[Name, dict[int, RRset]]
+    nodes: dict[Name, Node]
     empty_non_terminals: frozenset[Name]
     cuts: frozenset[Name]
     """Delegation points: names below the apex that own NS records."""
 
     @property
     def soa(self) -> RRset:
-        return self.nodes[self.origin][SOA]
+        soa = rrset_in(self.nodes[self.origin], SOA)
+        assert soa is not None
+        return soa
+
+    def get(self, owner: Name, rtype: int) -> RRset | None:
+        """The RRset of `rtype` at `owner`, if the zone has one."""
+        node = self.nodes.get(owner)
+        return rrset_in(node, rtype) if node is not None else None
 
     @classmethod
     def build(
         cls, origin: Name, records: Iterable[Record], pools: Iterable[PoolSpec] = ()
     ) -> Zone:
         """Validate `records` and `pools` and index them. Raises `ZoneError` on the first
-        conflict; a pool's `where` is its config key path."""
+        conflict; a pool's `where` is its config key path. `records` may be an iterator:
+        they are consumed once and not kept."""
         grouped: dict[Name, dict[int, list[Record]]] = {}
         for rec in records:
-            if not names.is_subdomain(rec.owner, origin):
+            if rec.owner[len(rec.owner) - len(origin):] != origin:
                 raise ZoneError(
                     f"{names.to_text(rec.owner)} is outside the zone {names.to_text(origin)}",
                     rec.where,
                 )
-            by_type = grouped.setdefault(rec.owner, {})
+            by_type = grouped.get(rec.owner)
+            if by_type is None:
+                grouped[rec.owner] = {rec.rtype: [rec]}
+                continue
             same = by_type.setdefault(rec.rtype, [])
             for prior in same:
                 if prior.rdata == rec.rdata:
@@ -127,21 +149,24 @@ class Zone:
             same.append(rec)
         _check_apex(origin, grouped)
         cuts = frozenset(n for n, types in grouped.items() if n != origin and NS in types)
-        for owner, by_type in grouped.items():
-            _check_node(owner, by_type, origin, cuts)
-        nodes = {
-            owner: {
-                rtype: RRset(owner, rtype, recs[0].ttl, tuple(r.rdata for r in recs))
-                for rtype, recs in by_type.items()
-            }
-            for owner, by_type in grouped.items()
-        }
+        pools = list(pools)
         for pool in pools:
             _check_pool(pool, origin, grouped, cuts)
-            node = nodes.setdefault(pool.name, {})
-            for version in pool.families():
-                rtype = QTYPE.A if version == 4 else QTYPE.AAAA
-                node[rtype] = RRset(pool.name, rtype, pool.ttl, (), pool=True)
+        nodes: dict[Name, Node] = {}
+        # Owners leave `grouped` as their node is built, so the records are freed as we go.
+        while grouped:
+            owner, by_type = grouped.popitem()
+            _check_node(owner, by_type, origin, cuts)
+            nodes[owner] = tuple(
+                RRset(owner, rtype, recs[0].ttl, tuple(r.rdata for r in recs))
+                for rtype, recs in by_type.items()
+            )
+        for pool in pools:
+            node = nodes.get(pool.name, ())
+            nodes[pool.name] = node + tuple(
+                RRset(pool.name, QTYPE.A if version == 4 else QTYPE.AAAA, pool.ttl, (),
+                      pool=True)
+                for version in sorted(pool.families()))
         ents = {
             owner[i:]
             for owner in nodes
@@ -156,6 +181,12 @@ class Zone:
         soa = self.soa
         ttl = min(soa.ttl, rdata.soa_minimum(soa.rdatas[0]))
         return Section(self.origin, RRset(self.origin, SOA, ttl, soa.rdatas))
+
+    @cached_property
+    def apex_ns(self) -> RRset:
+        ns = self.get(self.origin, NS)
+        assert ns is not None
+        return ns
 
     def find(self, qname: Name, qtype: int) -> Outcome:
         """Answer `qname` (at or below the origin) and `qtype` from this zone's data."""
@@ -176,14 +207,15 @@ class Zone:
             return self._from_node(qname, wildcard, qtype)
         return Outcome(rcode=RCODE.NXDOMAIN, authority=[self.negative_soa])
 
-    def _from_node(self, owner: Name, node: dict[int, RRset], qtype: int) -> Outcome:
+    def _from_node(self, owner: Name, node: Node, qtype: int) -> Outcome:
         if qtype == ANY:
-            rtype = next((t for t in _ANY_PREFERENCE if t in node), min(node))
-            return Outcome(answer=[Section(owner, node[rtype])])
-        rrset = node.get(qtype)
+            rrset = next((r for t in _ANY_PREFERENCE for r in node if r.rtype == t),
+                         min(node, key=lambda r: r.rtype))
+            return Outcome(answer=[Section(owner, rrset)])
+        rrset = rrset_in(node, qtype)
         if rrset is not None:
             return self._positive(Section(owner, rrset))
-        cname = node.get(CNAME)
+        cname = rrset_in(node, CNAME)
         if cname is not None:
             target = cname.rdatas[0][0]
             return Outcome(answer=[Section(owner, cname)], cname_target=target)
@@ -193,7 +225,7 @@ class Zone:
         """An answer with the zone's NS in authority and the addresses of every name the
         answer and the NS records point at in additional, as classic authoritative servers
         (NSD, BIND without minimal-responses) give it."""
-        ns = self.nodes[self.origin][NS]
+        ns = self.apex_ns
         out = Outcome(answer=[answer])
         targets = [answer.rrset]
         if answer.rrset is not ns:
@@ -209,7 +241,8 @@ class Zone:
         return out
 
     def _referral(self, cut: Name) -> Outcome:
-        ns = self.nodes[cut][NS]
+        ns = self.get(cut, NS)
+        assert ns is not None
         glue = self._addresses_for_targets(ns)
         required = sum(1 for s in glue if names.is_subdomain(s.owner, cut))
         glue.sort(key=lambda s: not names.is_subdomain(s.owner, cut))
@@ -231,10 +264,9 @@ class Zone:
             if target in seen or not names.is_subdomain(target, self.origin):
                 continue
             seen.add(target)
-            node = self.nodes.get(target, {})
-            out.extend(
-                Section(target, node[t]) for t in ADDRESS_TYPES if t in node and not node[t].pool
-            )
+            node = self.nodes.get(target, ())
+            out.extend(Section(target, rrset) for t in ADDRESS_TYPES for rrset in node
+                       if rrset.rtype == t and not rrset.pool)
         return out
 
 
@@ -253,7 +285,8 @@ def _check_pool(
             "a pool's name gets its A/AAAA from the pool alone",
             where,
         )
-    below = [c for c in cuts if names.is_subdomain(pool.name, c)]
+    below = [pool.name[i:] for i in range(len(pool.name) - len(origin))
+             if pool.name[i:] in cuts]
     if below:
         raise ZoneError(f"pool {shown} is at or below the delegation at "
                         f"{names.to_text(below[0])}", where)
@@ -289,7 +322,7 @@ def _check_node(
         raise ZoneError(f"SOA at {shown} is not at the zone apex", by_type[SOA][0].where)
     if owner[:1] == (b"*",) and NS in by_type:
         raise ZoneError(f"wildcard {shown} cannot own NS records (RFC 4592 §4.2)", first.where)
-    below = [c for c in cuts if c != owner and names.is_subdomain(owner, c)]
+    below = [owner[i:] for i in range(1, len(owner) - len(origin)) if owner[i:] in cuts]
     if below:
         wrong = [t for t in by_type if t not in ADDRESS_TYPES]
         if wrong:

@@ -10,11 +10,12 @@ from __future__ import annotations
 import ipaddress
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from edgedns import heap
 from edgedns.authority.zone import Record, Zone, ZoneError
 from edgedns.config import yaml as yaml_file
 from edgedns.dns import names, rdata, zonefile
@@ -121,7 +122,8 @@ def load(path: str | Path, listen_override: tuple[str, ...] = ()) -> Config:
         raise ConfigError(path, "", str(exc)) from None
     parser = _Parser(path)
     try:
-        return parser.config(raw if raw is not None else {}, listen_override)
+        with heap.collector_paused():  # see edgedns.heap: a big zone loads far faster
+            return parser.config(raw if raw is not None else {}, listen_override)
     except ConfigError as exc:
         exc.files = tuple(parser.files)
         raise
@@ -363,6 +365,8 @@ class _Parser:
         self.pools.extend(pools)
         try:
             return Zone.build(origin, records, pools)
+        except zonefile.ZoneFileError as exc:
+            raise self.error(f"{path}.file", str(exc)) from None
         except ZoneError as exc:
             if exc.where in pool_paths:
                 raise self.error(pool_paths[exc.where], str(exc)) from None
@@ -485,7 +489,8 @@ class _Parser:
             raise self.error(path, f"must be true or false, not {shown(value)}")
         return value
 
-    def zone_file(self, file: Path, origin: names.Name, ttl: int, path: str) -> list[Record]:
+    def zone_file(self, file: Path, origin: names.Name, ttl: int, path: str
+                  ) -> Iterable[Record]:
         self.files.append(file)
         try:
             return zonefile.load(file, origin, ttl)

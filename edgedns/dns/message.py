@@ -108,6 +108,10 @@ def _rrset(out: bytearray, owner: Name, rtype: int, ttl: int,
     compress = rtype in COMPRESSIBLE
     for parts in rdatas:
         _name(out, owner, table)
+        if parts.__class__ is bytes:  # data without names: its length is known
+            out += _RR_FIXED.pack(rtype, 1, ttl, len(parts))
+            out += parts
+            continue
         fixed = len(out)
         out += _RR_FIXED.pack(rtype, 1, ttl, 0)
         start = len(out)

@@ -38,18 +38,18 @@ def from_text(text: str, origin: Name | None = None) -> Name:
         raise BadName(f"{shown(text)} is not ASCII (write internationalised names in punycode)")
     if "\\" in text:
         raise BadName(f"{shown(text)}: escapes in names are not supported")
-    absolute = text.endswith(".")
-    body = text[:-1] if absolute else text
     if text == ".":
-        labels: Name = ()
-    else:
-        parts = body.split(".")
-        if any(part == "" for part in parts):
-            raise BadName(f"{shown(text)} has an empty label")
-        labels = tuple(part.lower().encode() for part in parts)
+        return ()
+    absolute = text.endswith(".")
+    raw = (text[:-1] if absolute else text).lower().encode()
+    labels: Name = tuple(raw.split(b"."))
+    if b"" in labels:
+        raise BadName(f"{shown(text)} has an empty label")
     if not absolute and origin is not None:
-        labels = labels + origin
-    check(labels, text)
+        labels += origin
+    # The common case, checked cheaply: no label near 63 octets and a short name.
+    if len(raw) > MAX_LABEL or len(labels) + sum(map(len, labels)) >= MAX_WIRE:
+        check(labels, text)
     return labels
 
 

@@ -18,8 +18,9 @@ from collections.abc import Callable
 from edgedns.dns import names
 from edgedns.dns.presentation import PresentationError, brief, shown, unescape
 
-Rdata = tuple["bytes | names.Name", ...]
-"""One record's data in wire form: bytes, and the names inside as `Name`s."""
+Rdata = "bytes | tuple[bytes | names.Name, ...]"
+"""One record's data in wire form: its bytes when it holds no domain name (A, AAAA, TXT,
+CAA), else a tuple of parts, bytes and the names inside as `Name`s."""
 
 class RdataError(ValueError):
     """A record value that does not parse for its type."""
@@ -89,6 +90,8 @@ def parse(rtype: str, values: list[str], origin: names.Name) -> tuple[int, Rdata
 
 def to_wire(data: Rdata) -> bytes:
     """`data` as uncompressed wire bytes."""
+    if data.__class__ is bytes:
+        return data
     return b"".join(part if part.__class__ is bytes else names.to_wire(part) for part in data)
 
 
@@ -117,12 +120,12 @@ def _a(v: list[str], origin: names.Name) -> Rdata:
     if len(octets) != 4 or not all(o.isdigit() and (o[0] != "0" or o == "0") for o in octets):
         raise RdataError(f"{shown(v[0])} is not an IPv4 address (four decimal octets, no "
                          "leading zeros)")
-    return (socket.inet_pton(socket.AF_INET, v[0]),)
+    return socket.inet_pton(socket.AF_INET, v[0])
 
 
 def _aaaa(v: list[str], origin: names.Name) -> Rdata:
     _arity(v, 1)
-    return (socket.inet_pton(socket.AF_INET6, v[0]),)
+    return socket.inet_pton(socket.AF_INET6, v[0])
 
 
 def _one_name(v: list[str], origin: names.Name) -> Rdata:
@@ -142,7 +145,7 @@ def _txt(v: list[str], origin: names.Name) -> Rdata:
     for s in strings:
         if len(s) > 255:
             raise RdataError("a TXT string is at most 255 octets; split it into several")
-    return (b"".join(bytes((len(s),)) + s for s in strings),)
+    return b"".join(bytes((len(s),)) + s for s in strings)
 
 
 def _srv(v: list[str], origin: names.Name) -> Rdata:
@@ -165,7 +168,7 @@ def _caa(v: list[str], origin: names.Name) -> Rdata:
         raise RdataError(f"tag {shown(v[1])} must be letters and digits")
     value = unescape(v[2])
     tag = v[1].encode("ascii")
-    return (bytes((_uint(v[0], 8), len(tag))) + tag + value,)
+    return bytes((_uint(v[0], 8), len(tag))) + tag + value
 
 
 _PARSERS: dict[str, Callable[[list[str], names.Name], Rdata]] = {

@@ -23,11 +23,12 @@ class ZoneFileError(ValueError):
     """A master file that does not parse; the message starts with ``file:line:``."""
 
 
-def load(path: Path, origin: names.Name, default_ttl: int) -> list[Record]:
+def load(path: Path, origin: names.Name, default_ttl: int) -> Iterator[Record]:
     """Read the master file at `path` for the zone `origin`.
 
-    Records without a TTL take ``$TTL`` when set, else `default_ttl`.
-    Raises `ZoneFileError` (and `OSError` when the file cannot be read).
+    Records without a TTL take ``$TTL`` when set, else `default_ttl`. The file is read at
+    once (`OSError` when it cannot be, `ZoneFileError` when it is not UTF-8); its records
+    are parsed as they are taken, raising `ZoneFileError` on the first bad one.
     """
     try:
         text = path.read_text(encoding="utf-8")
@@ -36,9 +37,9 @@ def load(path: Path, origin: names.Name, default_ttl: int) -> list[Record]:
     return parse(text, origin, default_ttl, str(path))
 
 
-def parse(text: str, origin: names.Name, default_ttl: int, source: str) -> list[Record]:
-    """Parse master-file `text`; `source` names it in errors."""
-    records: list[Record] = []
+def parse(text: str, origin: names.Name, default_ttl: int, source: str) -> Iterator[Record]:
+    """The records of master-file `text`, parsed as they are taken (a big zone is never
+    held twice); `source` names it in errors."""
     current_origin = origin
     ttl = default_ttl
     owner: names.Name | None = None
@@ -50,11 +51,10 @@ def parse(text: str, origin: names.Name, default_ttl: int, source: str) -> list[
                 continue
             owner, record = _record(fields, indented, owner, current_origin, ttl,
                                     f"{source}:{lineno}")
-            records.append(record)
+            yield record
     except (PresentationError, rdata.RdataError, names.BadName) as exc:
         lineno = getattr(exc, "lineno", lineno) if isinstance(exc, PresentationError) else lineno
         raise ZoneFileError(f"{source}:{lineno}: {exc}") from None
-    return records
 
 
 def _lines(text: str) -> Iterator[tuple[int, bool, list[str]]]:

@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import os
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 
 Signature = tuple[int, int, int] | None
@@ -24,27 +23,6 @@ def signature(path: Path) -> Signature:
     except OSError:
         return None
     return (st.st_mtime_ns, st.st_size, st.st_ino)
-
-
-def keep_heap() -> None:
-    """Hand every object alive now to the collector's permanent generation.
-
-    Zone data is hundreds of thousands of long-lived, acyclic objects (refcounting frees them
-    when a reload replaces them). Left in the collector's view, each full collection walks
-    them all while holding the GIL: 100-300 ms with a 100,000-record zone, during which the
-    event loop answers nothing. Called once the data is in place (start-up, each reload)."""
-    gc.freeze()
-
-
-@contextlib.contextmanager
-def collector_paused() -> Iterator[None]:
-    """No cyclic garbage collection meanwhile (see `keep_heap`): while a reload allocates the
-    new data, a collection would walk the old and the new and stall the event loop."""
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 class Coalescer:

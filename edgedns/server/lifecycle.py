@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgedns import config as config_mod
+from edgedns import heap
 from edgedns.admin.http import AdminServer
 from edgedns.admin.metrics import QueryStats
 from edgedns.authority.answers import Answers
@@ -38,14 +39,7 @@ from edgedns.pools.health.checks import ProbeResult, Target
 from edgedns.pools.health.icmp import IcmpProber, IcmpUnavailable
 from edgedns.pools.health.scheduler import Scheduler
 from edgedns.pools.pool import PoolSet
-from edgedns.server.control import (
-    UNREAD,
-    Coalescer,
-    FileWatch,
-    Signature,
-    collector_paused,
-    keep_heap,
-)
+from edgedns.server.control import UNREAD, Coalescer, FileWatch, Signature
 from edgedns.server.handler import QueryHandler
 from edgedns.server.listeners import TcpConnections, UdpListener
 
@@ -150,7 +144,7 @@ class Server:
         self.scheduler.start(self._icmp)
         if self.config.reload_interval > 0:
             self._watch = loop.create_task(self._watch_files(), name="config-watch")
-        keep_heap()
+        heap.keep()
         log.info("serving %d zones on %s", len(self.config.zones),
                  ", ".join(str(e) for e in self.bound))
 
@@ -216,11 +210,11 @@ class Server:
         old_forwarder = self.handler.forwarder
         started = time.time_ns()
         try:
-            with collector_paused():
+            with heap.collector_paused():
                 config, pools, handler = await loop.run_in_executor(
                     self._worker, self._prepare, self.pools,
                     old_forwarder.cache if old_forwarder is not None else None)
-                keep_heap()
+                heap.keep()
             self._files.known(_signatures(config.files, started))
             icmp = _open_icmp(pools, self._icmp)
             for endpoint in config.listen:

@@ -59,7 +59,9 @@ def zone(cfg: Config, apex: str = "site.lan.") -> Zone:
 
 
 def rrset(cfg: Config, owner: str, rtype: str, apex: str = "site.lan.") -> RRset:
-    return zone(cfg, apex).nodes[names.from_text(owner)][getattr(QTYPE, rtype)]
+    found = zone(cfg, apex).get(names.from_text(owner), getattr(QTYPE, rtype))
+    assert found is not None
+    return found
 
 
 def values(cfg: Config, owner: str, rtype: str, apex: str = "site.lan.") -> list[str]:
@@ -322,7 +324,7 @@ def test_zone_ttl_defaults_to_300(config) -> None:
 
 def test_zone_ttl_applies_to_every_record_and_accepts_units(config) -> None:
     cfg = config("zones: {site.lan: {ttl: 1d2h, records: {www: {A: 192.0.2.1}}}}\n")
-    assert {rs.ttl for node in zone(cfg).nodes.values() for rs in node.values()} == {93600}
+    assert {rs.ttl for node in zone(cfg).nodes.values() for rs in node} == {93600}
 
 
 def test_zones_may_nest_each_with_its_own_data(config) -> None:

@@ -106,7 +106,7 @@ def test_pools_of_every_zone_are_collected(config) -> None:
 def test_a_pool_gives_its_name_placeholder_address_rrsets_per_family(config) -> None:
     cfg = config("zones: {site.lan: {pools: {web: {ttl: 7, members: [127.0.0.1, '::1']}}}}\n")
     node = cfg.zones[0].nodes[names.from_text("web.site.lan.")]
-    assert {t: (node[t].ttl, node[t].pool) for t in node} == {
+    assert {r.rtype: (r.ttl, r.pool) for r in node} == {
         QTYPE.A: (7, True), QTYPE.AAAA: (7, True)}
 
 
@@ -117,7 +117,8 @@ def test_other_record_types_may_live_beside_a_pool(config) -> None:
             records: {web: {TXT: hello}}
             pools: {web: {members: [127.0.0.1]}}
     """)
-    assert set(cfg.zones[0].nodes[names.from_text("web.site.lan.")]) == {QTYPE.TXT, QTYPE.A}
+    node = cfg.zones[0].nodes[names.from_text("web.site.lan.")]
+    assert {r.rtype for r in node} == {QTYPE.TXT, QTYPE.A}
 
 
 def test_pool_ttl_count_and_policy_are_read(web) -> None:

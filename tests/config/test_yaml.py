@@ -63,8 +63,8 @@ def test_zone_and_pool_names_are_read_as_written(tmp_path) -> None:
 
 def test_a_record_value_read_as_a_number_is_served_as_written(tmp_path) -> None:
     cfg = load(write(tmp_path, "zones: {site.lan: {records: {www: {TXT: 010, ttl: 0300}}}}"))
-    txt = cfg.zones[0].nodes[names.from_text("www.site.lan.")][16]
-    assert txt.rdatas == ((b"\x03010",),)
+    txt = cfg.zones[0].get(names.from_text("www.site.lan."), 16)
+    assert txt.rdatas == (b"\x03010",)
     assert txt.ttl == 300
 
 

@@ -17,7 +17,7 @@ ORIGIN = names.from_text("site.lan.")
 
 
 def parse(text: str, default_ttl: int = 300) -> list[Record]:
-    return zonefile.parse(textwrap.dedent(text), ORIGIN, default_ttl, "site.zone")
+    return list(zonefile.parse(textwrap.dedent(text), ORIGIN, default_ttl, "site.zone"))
 
 
 def summary(records: list[Record]) -> list[tuple[str, str, int, str]]:
@@ -222,7 +222,7 @@ def test_load_reads_the_file_and_names_it_in_errors(tmp_path: Path) -> None:
     path = tmp_path / "site.zone"
     path.write_text("www A 192.0.2.1\nbad A nowhere\n")
     with pytest.raises(ZoneFileError, match=f"^{path}:2: bad A value 'nowhere'"):
-        zonefile.load(path, ORIGIN, 300)
+        list(zonefile.load(path, ORIGIN, 300))
 
 
 def test_load_returns_records_with_file_and_line(tmp_path: Path) -> None:
@@ -246,7 +246,7 @@ def test_load_of_a_file_that_is_not_utf8_is_a_zone_file_error(tmp_path: Path) ->
 
 def test_example_reverse_zone_loads() -> None:
     path = EXAMPLES / "reverse.zone"
-    records = zonefile.load(path, names.from_text("0.0.127.in-addr.arpa."), 300)
+    records = list(zonefile.load(path, names.from_text("0.0.127.in-addr.arpa."), 300))
     types = [QTYPE.get(r.rtype) for r in records]
     assert types == ["SOA", "NS", "PTR", "PTR", "PTR", "PTR", "PTR"]
     assert str(as_dnslib(records[2].rtype, records[2].rdata)) == "ns1.site.lan."
