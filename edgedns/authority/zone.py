@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import NamedTuple
 
 from dnslib import QTYPE, RCODE
 
@@ -30,6 +31,8 @@ _TARGET_AT = {QTYPE.NS: 0, QTYPE.MX: 1, QTYPE.SRV: 1}
 # RFC 8482: a node answers ANY with one RRset; these are preferred, in order (the SOA only
 # exists at the apex), else the lowest type code.
 _ANY_PREFERENCE = (QTYPE.SOA, QTYPE.CNAME, QTYPE.A, QTYPE.AAAA)
+_PLAIN = frozenset((QTYPE.CNAME, QTYPE.SOA, QTYPE.NS))
+"""A node holding one type, none of these, outside any delegation, cannot conflict."""
 
 
 class ZoneError(ValueError):
@@ -40,8 +43,7 @@ class ZoneError(ValueError):
         self.where = where
 
 
-@dataclass(frozen=True, slots=True)
-class Record:
+class Record(NamedTuple):
     """One resource record as loaded, with `where` it came from (``file:line`` or key path)."""
 
     owner: Name
@@ -51,8 +53,7 @@ class Record:
     where: str
 
 
-@dataclass(frozen=True, slots=True)
-class RRset:
+class RRset(NamedTuple):
     name: Name
     rtype: int
     ttl: int
@@ -73,8 +74,7 @@ def rrset_in(node: Node, rtype: int) -> RRset | None:
     return None
 
 
-@dataclass(frozen=True, slots=True)
-class Section:
+class Section(NamedTuple):
     """An RRset as it appears in a response; `owner` differs from the RRset's for wildcards."""
 
     owner: Name
@@ -156,10 +156,11 @@ class Zone:
         # Owners leave `grouped` as their node is built, so the records are freed as we go.
         while grouped:
             owner, by_type = grouped.popitem()
-            _check_node(owner, by_type, origin, cuts)
+            if cuts or len(by_type) > 1 or not _PLAIN.isdisjoint(by_type):
+                _check_node(owner, by_type, origin, cuts)
             nodes[owner] = tuple(
-                RRset(owner, rtype, recs[0].ttl, tuple(r.rdata for r in recs))
-                for rtype, recs in by_type.items()
+                [RRset(owner, rtype, recs[0].ttl, tuple([r.rdata for r in recs]))
+                 for rtype, recs in by_type.items()]
             )
         for pool in pools:
             node = nodes.get(pool.name, ())
@@ -167,9 +168,10 @@ class Zone:
                 RRset(pool.name, QTYPE.A if version == 4 else QTYPE.AAAA, pool.ttl, (),
                       pool=True)
                 for version in sorted(pool.families()))
+        depth = len(origin) + 1
         ents = {
             owner[i:]
-            for owner in nodes
+            for owner in nodes if len(owner) > depth
             for i in range(1, len(owner) - len(origin))
             if owner[i:] not in nodes
         }
@@ -306,36 +308,31 @@ def _check_apex(origin: Name, grouped: dict[Name, dict[int, list[Record]]]) -> N
 def _check_node(
     owner: Name, by_type: dict[int, list[Record]], origin: Name, cuts: frozenset[Name]
 ) -> None:
-    first = next(iter(by_type.values()))[0]
-    shown = names.to_text(owner)
+    text = names.to_text  # names are written out only for an error
     if CNAME in by_type:
         cname = by_type[CNAME]
         if len(cname) > 1:
-            raise ZoneError(f"{shown} has more than one CNAME", cname[1].where)
+            raise ZoneError(f"{text(owner)} has more than one CNAME", cname[1].where)
         others = [QTYPE.get(t) for t in by_type if t != CNAME]
         if others:
-            raise ZoneError(
-                f"CNAME at {shown} cannot coexist with other data (found {', '.join(others)})",
-                cname[0].where,
-            )
+            raise ZoneError(f"CNAME at {text(owner)} cannot coexist with other data "
+                            f"(found {', '.join(others)})", cname[0].where)
     if SOA in by_type and owner != origin:
-        raise ZoneError(f"SOA at {shown} is not at the zone apex", by_type[SOA][0].where)
+        raise ZoneError(f"SOA at {text(owner)} is not at the zone apex", by_type[SOA][0].where)
     if owner[:1] == (b"*",) and NS in by_type:
-        raise ZoneError(f"wildcard {shown} cannot own NS records (RFC 4592 §4.2)", first.where)
+        raise ZoneError(f"wildcard {text(owner)} cannot own NS records (RFC 4592 §4.2)",
+                        by_type[NS][0].where)
+    if not cuts:
+        return
     below = [owner[i:] for i in range(1, len(owner) - len(origin)) if owner[i:] in cuts]
     if below:
         wrong = [t for t in by_type if t not in ADDRESS_TYPES]
         if wrong:
-            raise ZoneError(
-                f"{shown} is below the delegation at {names.to_text(below[0])}; only A/AAAA "
-                f"glue may live there (found {QTYPE.get(wrong[0])})",
-                by_type[wrong[0]][0].where,
-            )
+            raise ZoneError(f"{text(owner)} is below the delegation at {text(below[0])}; only "
+                            f"A/AAAA glue may live there (found {QTYPE.get(wrong[0])})",
+                            by_type[wrong[0]][0].where)
     elif owner in cuts:
         wrong = [t for t in by_type if t not in (NS, DS, *ADDRESS_TYPES)]
         if wrong:
-            raise ZoneError(
-                f"{shown} is a delegation point; it may hold only NS, DS and glue "
-                f"(found {QTYPE.get(wrong[0])})",
-                by_type[wrong[0]][0].where,
-            )
+            raise ZoneError(f"{text(owner)} is a delegation point; it may hold only NS, DS and "
+                            f"glue (found {QTYPE.get(wrong[0])})", by_type[wrong[0]][0].where)

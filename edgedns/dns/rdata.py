@@ -74,8 +74,10 @@ def parse(rtype: str, values: list[str], origin: names.Name) -> tuple[int, Rdata
     Relative names in the value are completed with `origin`. Returns the numeric type and
     the data in wire form; raises `RdataError` naming the expected syntax.
     """
-    rtype = rtype.upper()
     parser = _PARSERS.get(rtype)
+    if parser is None:
+        rtype = rtype.upper()
+        parser = _PARSERS.get(rtype)
     if parser is None:
         supported = ", ".join(SYNTAX)
         raise RdataError(f"unsupported record type {shown(rtype)} (supported: {supported})")
@@ -115,12 +117,13 @@ def _uint(text: str, bits: int) -> int:
 
 
 def _a(v: list[str], origin: names.Name) -> Rdata:
-    _arity(v, 1)
-    octets = v[0].split(".")
-    if len(octets) != 4 or not all(o.isdigit() and (o[0] != "0" or o == "0") for o in octets):
-        raise RdataError(f"{shown(v[0])} is not an IPv4 address (four decimal octets, no "
-                         "leading zeros)")
-    return socket.inet_pton(socket.AF_INET, v[0])
+    if len(v) != 1:
+        _arity(v, 1)
+    try:
+        return socket.inet_pton(socket.AF_INET, v[0])  # strict: four decimal octets
+    except OSError:
+        raise RdataError(f"{shown(v[0])} is not an IPv4 address (four decimal octets 0-255, "
+                         "no leading zeros)") from None
 
 
 def _aaaa(v: list[str], origin: names.Name) -> Rdata:

@@ -7,16 +7,12 @@ blank owners (repeat the previous owner), and the TTL and class fields in either
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from pathlib import Path
 
 from edgedns.authority.zone import Record
 from edgedns.dns import names, rdata
 from edgedns.dns.presentation import PresentationError, logical_line
-
-_SPECIAL = re.compile(r'["();\\]')
-"""What only the full tokenizer handles: quotes, parentheses, comments, escapes."""
 
 
 class ZoneFileError(ValueError):
@@ -62,13 +58,13 @@ def _lines(text: str) -> Iterator[tuple[int, bool, list[str]]]:
     comments or escapes (nearly all of a big zone) are split by `str.split`; the others go
     through the full tokenizer (`edgedns.dns.presentation`)."""
     pos, lineno, n = 0, 1, len(text)
-    special = _SPECIAL.search
+    find = text.find
     while pos < n:
-        end = text.find("\n", pos)
+        end = find("\n", pos)
         if end < 0:
             end = n
         line = text[pos:end]
-        if special(line) is None:
+        if not ('"' in line or "(" in line or ")" in line or ";" in line or "\\" in line):
             fields = line.split()
             if fields:
                 yield lineno, line[0] in " \t", fields
@@ -107,13 +103,15 @@ def _record(
         if at >= len(fields):
             break
         head = fields[at]
-        if head == "IN" or head.upper() == "IN":
+        if head.upper() == "IN":
             at += 1
         elif head[:1].isdigit():
             ttl = rdata.parse_ttl(head)
             at += 1
         elif head.upper() in ("CH", "HS", "CS"):
             raise rdata.RdataError(f"class {head.upper()} is not served; only IN")
+        else:
+            break  # the type
     if at >= len(fields):
         raise rdata.RdataError("record has no type")
     code, data = rdata.parse(fields[at], fields[at + 1 :], origin)

@@ -127,7 +127,7 @@ def test_record_type_is_case_insensitive() -> None:
         ("A", "192.0.2", "is not an IPv4 address (four decimal octets"),
         ("A", "2001:db8::1", "is not an IPv4 address"),
         ("A", "192.0.02.1", "no leading zeros"),
-        ("A", "192.0.2.256", "not a valid address"),
+        ("A", "192.0.2.256", "four decimal octets 0-255"),
         ("AAAA", "192.0.2.1", "not a valid address"),
         ("MX", "mail 10", "'mail' is not a number"),
         ("SRV", "0 5 http broker", "'http' is not a number"),
