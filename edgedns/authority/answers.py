@@ -26,7 +26,7 @@ from dataclasses import replace
 from dnslib import RCODE
 
 from edgedns.authority.catalog import Catalog
-from edgedns.authority.zone import Outcome, RRset, Section
+from edgedns.authority.zone import EXISTS, NXDOMAIN, Outcome, RRset, Section
 from edgedns.dns import names
 from edgedns.dns.message import Packed, Record, pack_reply
 from edgedns.dns.names import Name
@@ -54,10 +54,10 @@ def _mix64(x: int) -> int:
 class Reply:
     """A reply that is the same for every client: its forms and the zone it came from."""
 
-    __slots__ = ("packed", "zone", "pool", "generation")
+    __slots__ = ("packed", "zone", "pool", "generation", "shared")
 
     def __init__(self, packed: Packed, zone: str, pool: Name | None = None,
-                 generation: int = 0) -> None:
+                 generation: int = 0, shared: bool = False) -> None:
         self.packed = packed
         self.zone = zone
         """The zone's apex as text, for metrics."""
@@ -65,6 +65,9 @@ class Reply:
         """The pool whose addresses (or all-down rule) this reply holds, if any."""
         self.generation = generation
         """That pool's generation when this was built."""
+        self.shared = shared
+        """Serves every name synthesized like the one asked (see `Answers.lookup`): cheap to
+        find again, so not worth remembering by each query's bytes."""
 
     @property
     def size(self) -> int:
@@ -109,10 +112,11 @@ class PoolReply:
     variant of the pool's selection, each packed when first picked."""
 
     __slots__ = ("qname", "qtype", "outcome", "pooled", "soa", "selection", "picker",
-                 "variants", "zone", "pool", "generation", "size")
+                 "variants", "zone", "pool", "generation", "size", "shared_suffix", "shared")
 
     def __init__(self, qname: Name, qtype: int, outcome: Outcome, pooled: Section, soa: Section,
-                 selection: Selection, zone: str, pool: Name, generation: int) -> None:
+                 selection: Selection, zone: str, pool: Name, generation: int,
+                 shared_suffix: int | None) -> None:
         self.qname = qname
         self.qtype = qtype
         self.outcome = outcome
@@ -125,6 +129,8 @@ class PoolReply:
         self.pool = pool
         self.generation = generation
         self.size = ENTRY_OVERHEAD
+        self.shared_suffix = shared_suffix
+        self.shared = shared_suffix is not None
 
     def pick(self, client: bytes) -> Packed:
         index = self.picker.pick(client)
@@ -132,7 +138,8 @@ class PoolReply:
         if packed is None:
             outcome = _with_addresses(self.outcome, self.pooled, self.selection.variants[index],
                                       self.soa)
-            packed = self.variants[index] = _pack(self.qname, self.qtype, outcome)
+            packed = self.variants[index] = _pack(self.qname, self.qtype, outcome,
+                                                  self.shared_suffix)
             self.size += packed.size
         return packed
 
@@ -141,18 +148,19 @@ Entry = Reply | PoolReply
 
 
 class ReplyCache:
-    """Replies by (lowercased wire-form name, type): LRU, bounded by `max_bytes`."""
+    """Replies by (lowercased wire-form name, type), or by the shape of the names they
+    serve (see `Answers.lookup`): LRU, bounded by `max_bytes`."""
 
     def __init__(self, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
         self.max_bytes = max_bytes
         self.bytes = 0
-        self._entries: OrderedDict[tuple[bytes, int], tuple[Entry, int]] = OrderedDict()
+        self._entries: OrderedDict[tuple, tuple[Entry, int]] = OrderedDict()
         """Key → (entry, the size it was charged at)."""
 
     def __len__(self) -> int:
         return len(self._entries)
 
-    def get(self, key: tuple[bytes, int]) -> Entry | None:
+    def get(self, key: tuple) -> Entry | None:
         found = self._entries.get(key)
         if found is None:
             return None
@@ -164,7 +172,7 @@ class ReplyCache:
         self._entries.move_to_end(key)
         return entry
 
-    def put(self, key: tuple[bytes, int], entry: Entry) -> None:
+    def put(self, key: tuple, entry: Entry) -> None:
         old = self._entries.pop(key, None)
         if old is not None:
             self.bytes -= old[1]
@@ -188,15 +196,32 @@ class Answers:
         self.cache = ReplyCache(max_bytes)
 
     def lookup(self, qname: bytes, qtype: int) -> Entry | None:
-        """The reply for a lowercased wire-form name, or None when no zone of ours holds it."""
-        key = (qname, qtype)
+        """The reply for a lowercased wire-form name, or None when no zone of ours holds it.
+
+        Names that exist are cached by name. A name that does not exist lands on an anchor
+        (`Zone.locate`): a wildcard's closest encloser, a delegation, or NXDOMAIN in its
+        zone; every such name of the same wire length gets the same reply bytes but for the
+        question, so one reply per (anchor, type, length) serves them all, and a flood of
+        random names costs one lookup in the zone each, never a cache entry each."""
+        key: tuple = (qname, qtype)
         entry = self.cache.get(key)
         if entry is not None and self.is_current(entry):
             return entry
         name = names.from_wire(qname)
-        if self.catalog.zone_for(name) is None:
+        zone = self.catalog.zone_for(name)
+        if zone is None:
             return None
-        entry = self._build(name, qtype)
+        kind, anchor = zone.locate(name, qtype)
+        shared_suffix = None
+        if kind != EXISTS:
+            if kind == NXDOMAIN:
+                anchor = zone.origin  # the reply holds nothing of the closest encloser
+            key = (kind, anchor, qtype, len(qname))
+            shared_suffix = len(anchor)
+            entry = self.cache.get(key)
+            if entry is not None and self.is_current(entry):
+                return entry
+        entry = self._build(name, qtype, shared_suffix)
         self.cache.put(key, entry)
         return entry
 
@@ -204,27 +229,31 @@ class Answers:
         """Whether `entry` still says what the zones and pools say now."""
         return entry.pool is None or self.pools.generation[entry.pool] == entry.generation
 
-    def _build(self, qname: Name, qtype: int) -> Entry:
+    def _build(self, qname: Name, qtype: int, shared_suffix: int | None) -> Entry:
         outcome = self.catalog.resolve(qname, qtype)
         zone = self.catalog.zone_for(qname)
         assert outcome is not None and zone is not None
         label = names.to_text(zone.origin)
         pooled = next((s for s in outcome.answer if s.rrset.pool), None)
+        shared = shared_suffix is not None
         if pooled is None:
-            return Reply(_pack(qname, qtype, outcome), label)
+            return Reply(_pack(qname, qtype, outcome, shared_suffix), label, shared=shared)
         pool = pooled.rrset.name
         generation = self.pools.generation[pool]
         selection = self.pools.selection(pool, 4 if pooled.rrset.rtype == _A else 6)
         if selection.servfail:
             servfail = Outcome(RCODE.SERVFAIL, authoritative=False)
-            return Reply(_pack(qname, qtype, servfail), label, pool, generation)
+            return Reply(_pack(qname, qtype, servfail, shared_suffix), label, pool, generation,
+                         shared)
         pool_zone = self.catalog.zone_for(pool)
         assert pool_zone is not None
         soa = pool_zone.negative_soa
         if len(selection.variants) == 1:
             outcome = _with_addresses(outcome, pooled, selection.variants[0], soa)
-            return Reply(_pack(qname, qtype, outcome), label, pool, generation)
-        return PoolReply(qname, qtype, outcome, pooled, soa, selection, label, pool, generation)
+            return Reply(_pack(qname, qtype, outcome, shared_suffix), label, pool, generation,
+                         shared)
+        return PoolReply(qname, qtype, outcome, pooled, soa, selection, label, pool, generation,
+                         shared_suffix)
 
 
 def _with_addresses(outcome: Outcome, pooled: Section, addresses: tuple[str, ...],
@@ -242,7 +271,7 @@ def _with_addresses(outcome: Outcome, pooled: Section, addresses: tuple[str, ...
     return replace(outcome, answer=[*answer, Section(pooled.owner, filled)])
 
 
-def _pack(qname: Name, qtype: int, outcome: Outcome) -> Packed:
+def _pack(qname: Name, qtype: int, outcome: Outcome, shared_suffix: int | None) -> Packed:
     return pack_reply(
         qname, qtype,
         rcode=outcome.rcode,
@@ -252,6 +281,7 @@ def _pack(qname: Name, qtype: int, outcome: Outcome) -> Packed:
         additional=_records(outcome.additional),
         optional_authority=outcome.optional_authority,
         required_additional=outcome.required_glue,
+        shared_suffix=shared_suffix,
     )
 
 

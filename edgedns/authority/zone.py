@@ -28,6 +28,8 @@ ADDRESS_TYPES = (QTYPE.A, QTYPE.AAAA)
 # Types whose targets get their addresses added to the additional section (RFC 1035 §3.3),
 # and where the target sits in their data.
 _TARGET_AT = {QTYPE.NS: 0, QTYPE.MX: 1, QTYPE.SRV: 1}
+EXISTS, REFERRAL, WILDCARD, NXDOMAIN = range(4)
+"""Where a name lands in a zone (`Zone.locate`)."""
 # RFC 8482: a node answers ANY with one RRset; these are preferred, in order (the SOA only
 # exists at the apex), else the lowest type code.
 _ANY_PREFERENCE = (QTYPE.SOA, QTYPE.CNAME, QTYPE.A, QTYPE.AAAA)
@@ -190,24 +192,45 @@ class Zone:
         assert ns is not None
         return ns
 
+    def locate(self, qname: Name, qtype: int) -> tuple[int, Name]:
+        """Where `qname` (at or below the origin) lands, as (kind, anchor): (EXISTS, qname)
+        for a node or empty non-terminal; (REFERRAL, the cut) at or below a delegation;
+        (WILDCARD, the closest encloser) when its wildcard answers; else (NXDOMAIN, the
+        closest encloser).
+
+        Every name landing on the same REFERRAL or WILDCARD anchor, or NXDOMAIN in this zone,
+        gets the same reply but for the name itself: RFC 1034 §4.3.2 synthesizes it from
+        the anchor's data alone."""
+        cuts = self.cuts
+        if cuts:
+            for depth in range(len(self.origin) + 1, len(qname) + 1):
+                name = qname[-depth:]
+                if name in cuts and not (name == qname and qtype == DS):
+                    return REFERRAL, name
+        nodes = self.nodes
+        ents = self.empty_non_terminals
+        if qname in nodes or qname in ents:
+            return EXISTS, qname
+        encloser = qname[1:]
+        while encloser not in nodes and encloser not in ents:
+            encloser = encloser[1:]
+        if (b"*", *encloser) in nodes:
+            return WILDCARD, encloser
+        return NXDOMAIN, encloser
+
     def find(self, qname: Name, qtype: int) -> Outcome:
         """Answer `qname` (at or below the origin) and `qtype` from this zone's data."""
-        for depth in range(len(self.origin) + 1, len(qname) + 1):
-            name = qname[-depth:]
-            if name in self.cuts and not (name == qname and qtype == DS):
-                return self._referral(name)
+        kind, anchor = self.locate(qname, qtype)
+        if kind == REFERRAL:
+            return self._referral(anchor)
+        if kind == WILDCARD:
+            return self._from_node(qname, self.nodes[(b"*", *anchor)], qtype)
+        if kind == NXDOMAIN:
+            return Outcome(rcode=RCODE.NXDOMAIN, authority=[self.negative_soa])
         node = self.nodes.get(qname)
-        if node is not None:
-            return self._from_node(qname, node, qtype)
-        if qname in self.empty_non_terminals:
+        if node is None:  # an empty non-terminal
             return Outcome(authority=[self.negative_soa])
-        encloser = qname[1:]
-        while encloser not in self.nodes and encloser not in self.empty_non_terminals:
-            encloser = encloser[1:]
-        wildcard = self.nodes.get((b"*", *encloser))
-        if wildcard is not None:
-            return self._from_node(qname, wildcard, qtype)
-        return Outcome(rcode=RCODE.NXDOMAIN, authority=[self.negative_soa])
+        return self._from_node(qname, node, qtype)
 
     def _from_node(self, owner: Name, node: Node, qtype: int) -> Outcome:
         if qtype == ANY:

@@ -55,15 +55,31 @@ def pack_reply(
     additional: list[Record],
     optional_authority: bool = False,
     required_additional: int = 0,
+    shared_suffix: int | None = None,
 ) -> Packed:
     """The reply to (`qname`, `qtype`, IN) with ID 0 and RD clear (patched per query).
 
     `optional_authority` marks the authority section informational, and only the first
     `required_additional` additional RRsets are needed; the rest make up the `full` form only.
+
+    `shared_suffix` makes the reply serve every name of `qname`'s wire length that ends in
+    its last `shared_suffix` labels (names synthesized from one wildcard, NXDOMAIN in one
+    zone): compression then points only at the whole question name and at those labels,
+    which sit at the same offsets in all of them, so copying another such name over the
+    question (`wire.patch`) leaves a correct reply.
     """
     out = bytearray(HEADER)
     table: dict[Name, int] = {}
-    _name(out, qname, table)
+    if shared_suffix is None:
+        _name(out, qname, table)
+    else:
+        table[qname] = HEADER
+        offset = HEADER
+        for i, label in enumerate(qname):
+            if i >= len(qname) - shared_suffix:
+                table[qname[i:]] = offset
+            offset += len(label) + 1
+        out += names.to_wire(qname)
     out += struct.pack("!HH", qtype, 1)
     question_end = len(out)
     counts = []

@@ -158,6 +158,8 @@ class QueryHandler:
             holds_for = 0.0
         else:
             packed = entry.packed
+        if entry.shared:
+            holds_for = 0.0  # found again as cheaply as from the packet cache: spare it
         limit = wire.limit(query, tcp)
         if query.edns:
             limit -= wire.OPT_SIZE if echo is None else wire.OPT_SIZE + len(echo)

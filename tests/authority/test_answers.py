@@ -97,13 +97,43 @@ def test_a_health_change_touches_no_dependent_reply_until_it_is_asked_again(made
     answers, pools = made
     asked = [f"n{i}.dep.site.lan." for i in range(2_000)]
     before = {name: answers.lookup(key(name), 1) for name in asked}
+    cached = len(answers.cache)
     flip(pools, "192.0.2.10", DOWN)
-    # The flip packed nothing: every cached reply is still the old object...
-    assert all(answers.cache.get((key(n), 1)) is before[n] for n in asked)
-    # ...and each is rebuilt, with the new addresses, the first time it is asked again.
+    # The flip packed nothing: the cache holds what it held...
+    assert len(answers.cache) == cached
+    assert all(not answers.is_current(entry) for entry in before.values())
+    # ...and a reply is rebuilt, with the new addresses, the first time it is asked again.
     assert addresses(answers, asked[7]) == ["192.0.2.11"]
-    assert answers.cache.get((key(asked[7]), 1)) is not before[asked[7]]
-    assert answers.cache.get((key(asked[8]), 1)) is before[asked[8]]
+    assert answers.lookup(key(asked[7]), 1) is not before[asked[7]]
+
+
+def test_names_synthesized_alike_share_one_reply(made) -> None:
+    answers, _ = made
+    first = answers.lookup(key("aaaa.wild.site.lan."), 1)
+    assert answers.lookup(key("bbbb.wild.site.lan."), 1) is first  # same length: same bytes
+    assert answers.lookup(key("b.cc.wild.site.lan."), 1) is first  # deeper, same length
+    assert answers.lookup(key("ccccc.wild.site.lan."), 1) is not first
+    assert first.shared and len(answers.cache) == 2
+
+
+def test_a_shared_reply_compresses_only_against_what_its_names_share(made) -> None:
+    answers, _ = made
+    entry = answers.lookup(key("ns1x.wild.site.lan."), 1)
+    for other in ("abcd.wild.site.lan.", "a.bc.wild.site.lan."):
+        question = names.to_wire(names.from_text(other))
+        reply = entry.packed.full[:12] + question + entry.packed.full[12 + len(question):]
+        parsed = dns.message.from_wire(reply)
+        assert parsed.answer[0].name.to_text() == other
+        assert [rr.address for rr in parsed.answer[0]] == ["192.0.2.9"]
+
+
+def test_random_nxdomain_names_add_no_cache_entry_per_name(made) -> None:
+    answers, _ = made
+    rng = random.Random(3)
+    for _ in range(2_000):
+        entry = answers.lookup(key(f"{rng.getrandbits(40):010x}.site.lan."), 1)
+        assert dns.message.from_wire(entry.packed.full).rcode() == dns.rcode.NXDOMAIN
+    assert len(answers.cache) == 1
 
 
 def test_a_wildcard_cname_into_a_pool_follows_health_both_ways(made) -> None:
