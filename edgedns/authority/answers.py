@@ -54,7 +54,7 @@ def _mix64(x: int) -> int:
 class Reply:
     """A reply that is the same for every client: its forms and the zone it came from."""
 
-    __slots__ = ("packed", "zone", "pool", "generation", "shared")
+    __slots__ = ("packed", "zone", "pool", "generation", "shared", "size")
 
     def __init__(self, packed: Packed, zone: str, pool: Name | None = None,
                  generation: int = 0, shared: bool = False) -> None:
@@ -68,10 +68,7 @@ class Reply:
         self.shared = shared
         """Serves every name synthesized like the one asked (see `Answers.lookup`): cheap to
         find again, so not worth remembering by each query's bytes."""
-
-    @property
-    def size(self) -> int:
-        return self.packed.size + ENTRY_OVERHEAD
+        self.size = packed.size + ENTRY_OVERHEAD
 
 
 class Picker:
@@ -165,7 +162,7 @@ class ReplyCache:
         if found is None:
             return None
         entry, charged = found
-        if entry.size != charged:  # a PoolReply packed another variant
+        if entry.__class__ is PoolReply and entry.size != charged:  # it packed a variant
             self.bytes += entry.size - charged
             self._entries[key] = (entry, entry.size)
             self._evict()
@@ -205,7 +202,7 @@ class Answers:
         random names costs one lookup in the zone each, never a cache entry each."""
         key: tuple = (qname, qtype)
         entry = self.cache.get(key)
-        if entry is not None and self.is_current(entry):
+        if entry is not None and (entry.pool is None or self.is_current(entry)):
             return entry
         name = names.from_wire(qname)
         zone = self.catalog.zone_for(name)
@@ -219,7 +216,7 @@ class Answers:
             key = (kind, anchor, qtype, len(qname))
             shared_suffix = len(anchor)
             entry = self.cache.get(key)
-            if entry is not None and self.is_current(entry):
+            if entry is not None and (entry.pool is None or self.is_current(entry)):
                 return entry
         entry = self._build(name, qtype, shared_suffix)
         self.cache.put(key, entry)
