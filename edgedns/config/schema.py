@@ -8,8 +8,10 @@ values, conflicting zone data. Every error is a `ConfigError` naming the file, t
 from __future__ import annotations
 
 import ipaddress
+import logging
 import math
 import re
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -86,6 +88,11 @@ class Config:
     """Every file the config was read from: itself, zone files, the DoT CA file."""
 
 
+log = logging.getLogger(__name__)
+
+PROGRESS_AFTER = 1.0
+"""Seconds a zone may take to load before its load is logged (a progress line at start-up
+and on reload for big zones)."""
 DEFAULT_LISTEN = ("127.0.0.1:5353",)
 DEFAULT_TTL = 300
 DEFAULT_POOL_TTL = 5
@@ -363,8 +370,9 @@ class _Parser:
             pools.append(self.pool(str(name_text), pool_raw, origin, pool_path))
             pool_paths[f"pool {names.to_text(pools[-1].name)}"] = pool_path
         self.pools.extend(pools)
+        started = time.monotonic()
         try:
-            return Zone.build(origin, records, pools)
+            zone = Zone.build(origin, records, pools)
         except zonefile.ZoneFileError as exc:
             raise self.error(f"{path}.file", str(exc)) from None
         except ZoneError as exc:
@@ -375,6 +383,11 @@ class _Parser:
             # A master file's records are placed by file:line; report them under the key.
             where = exc.where if exc.where.startswith(f"{file}:") else str(file)
             raise self.error(f"{path}.file", f"{where}: {exc}") from None
+        took = time.monotonic() - started
+        if took >= PROGRESS_AFTER:
+            log.info("zone %s: %d names loaded in %.1f s", names.to_text(origin),
+                     len(zone.nodes), took)
+        return zone
 
     def pool(self, name_text: str, raw: Any, origin: names.Name, path: str) -> PoolSpec:
         name = self.convert(name_text, path, lambda t: names.from_text(t, origin))
