@@ -1,7 +1,8 @@
 """The config: a YAML file → a frozen, fully validated `Config`.
 
-`yaml` reads the file (keys as written, bounded aliases, duplicate keys refused) and `schema`
-checks every section and builds the `Config`.
+`yaml` reads the file (keys as written, bounded aliases, duplicate keys refused); `reader`
+walks the tree with key paths for errors; `zones`, `pools` and `forward` each read their
+section; `schema` reads the top level and builds the `Config`.
 """
 
 from edgedns.config.schema import (
