@@ -40,19 +40,21 @@ _PLAIN = frozenset((QTYPE.CNAME, QTYPE.SOA, QTYPE.NS))
 class ZoneError(ValueError):
     """Conflicting or misplaced zone data; `where` names the offending record's source."""
 
-    def __init__(self, message: str, where: str) -> None:
+    def __init__(self, message: str, where: str | int) -> None:
         super().__init__(message)
         self.where = where
+        """A key path or ``file:line``; a bare line number inside `Zone.build`."""
 
 
 class Record(NamedTuple):
-    """One resource record as loaded, with `where` it came from (``file:line`` or key path)."""
+    """One resource record as loaded, with `where` it came from: its key path in the YAML
+    file, or its line in a master file (`Zone.build` is told the file's name)."""
 
     owner: Name
     rtype: int
     ttl: int
     rdata: Rdata
-    where: str
+    where: str | int
 
 
 class RRset(NamedTuple):
@@ -122,47 +124,70 @@ class Zone:
 
     @classmethod
     def build(
-        cls, origin: Name, records: Iterable[Record], pools: Iterable[PoolSpec] = ()
+        cls, origin: Name, records: Iterable[Record], pools: Iterable[PoolSpec] = (),
+        source: str | None = None,
     ) -> Zone:
         """Validate `records` and `pools` and index them. Raises `ZoneError` on the first
-        conflict; a pool's `where` is its config key path. `records` may be an iterator:
-        they are consumed once and not kept."""
-        grouped: dict[Name, dict[int, list[Record]]] = {}
+        conflict; a pool's `where` is its config key path, a record's line number becomes
+        ``source:line``. `records` may be an iterator: they are consumed once, not kept."""
+        try:
+            return cls._build(origin, records, pools, source)
+        except ZoneError as exc:
+            exc.where = _place(exc.where, source)
+            raise
+
+    @classmethod
+    def _build(cls, origin: Name, records: Iterable[Record], pools: Iterable[PoolSpec],
+               source: str | None) -> Zone:
+        # An owner with one record (most of a big zone) keeps just that record until built.
+        grouped: dict[Name, Record | dict[int, list[Record]]] = {}
         for rec in records:
-            if rec.owner[len(rec.owner) - len(origin):] != origin:
+            owner = rec.owner
+            if owner[len(owner) - len(origin):] != origin:
                 raise ZoneError(
-                    f"{names.to_text(rec.owner)} is outside the zone {names.to_text(origin)}",
+                    f"{names.to_text(owner)} is outside the zone {names.to_text(origin)}",
                     rec.where,
                 )
-            by_type = grouped.get(rec.owner)
-            if by_type is None:
-                grouped[rec.owner] = {rec.rtype: [rec]}
+            found = grouped.get(owner)
+            if found is None:
+                grouped[owner] = rec
                 continue
-            same = by_type.setdefault(rec.rtype, [])
+            if found.__class__ is Record:
+                found = grouped[owner] = {found.rtype: [found]}
+            same = found.setdefault(rec.rtype, [])
             for prior in same:
                 if prior.rdata == rec.rdata:
-                    raise ZoneError(f"duplicate record (first at {prior.where})", rec.where)
+                    raise ZoneError(f"duplicate record (first at {_place(prior.where, source)})",
+                                    rec.where)
                 if prior.ttl != rec.ttl:
                     raise ZoneError(
                         f"TTL {rec.ttl} differs from {prior.ttl} of the same RRset at "
-                        f"{prior.where} (RFC 2181 §5.2)",
+                        f"{_place(prior.where, source)} (RFC 2181 §5.2)",
                         rec.where,
                     )
             same.append(rec)
-        _check_apex(origin, grouped)
-        cuts = frozenset(n for n, types in grouped.items() if n != origin and NS in types)
+        _check_apex(origin, _by_type(grouped.get(origin)))
+        cuts = frozenset(n for n, found in grouped.items()
+                         if n != origin and NS in _by_type(found))
         pools = list(pools)
         for pool in pools:
-            _check_pool(pool, origin, grouped, cuts)
+            _check_pool(pool, origin, _by_type(grouped.get(pool.name)), cuts, source)
         nodes: dict[Name, Node] = {}
+        new = tuple.__new__  # a named tuple without its keyword-handling __new__: cheaper
         # Owners leave `grouped` as their node is built, so the records are freed as we go.
         while grouped:
-            owner, by_type = grouped.popitem()
-            if cuts or len(by_type) > 1 or not _PLAIN.isdisjoint(by_type):
-                _check_node(owner, by_type, origin, cuts)
+            owner, found = grouped.popitem()
+            if found.__class__ is Record:
+                if cuts or found.rtype in _PLAIN:
+                    _check_node(owner, {found.rtype: [found]}, origin, cuts)
+                nodes[owner] = (new(RRset, (owner, found.rtype, found.ttl, (found.rdata,),
+                                            False)),)
+                continue
+            if cuts or len(found) > 1 or not _PLAIN.isdisjoint(found):
+                _check_node(owner, found, origin, cuts)
             nodes[owner] = tuple(
-                [RRset(owner, rtype, recs[0].ttl, tuple([r.rdata for r in recs]))
-                 for rtype, recs in by_type.items()]
+                [new(RRset, (owner, rtype, recs[0].ttl, tuple([r.rdata for r in recs]), False))
+                 for rtype, recs in found.items()]
             )
         for pool in pools:
             node = nodes.get(pool.name, ())
@@ -295,19 +320,18 @@ class Zone:
         return out
 
 
-def _check_pool(
-    pool: PoolSpec, origin: Name, grouped: dict[Name, dict[int, list[Record]]], cuts: frozenset
-) -> None:
+def _check_pool(pool: PoolSpec, origin: Name, by_type: dict[int, list[Record]],
+                cuts: frozenset, source: str | None) -> None:
     shown = names.to_text(pool.name)
     where = f"pool {shown}"
     if not names.is_subdomain(pool.name, origin):
         raise ZoneError(f"pool {shown} is outside the zone {names.to_text(origin)}", where)
-    clash = [t for t in (QTYPE.A, QTYPE.AAAA, CNAME) if t in grouped.get(pool.name, {})]
+    clash = [t for t in (QTYPE.A, QTYPE.AAAA, CNAME) if t in by_type]
     if clash:
-        record = grouped[pool.name][clash[0]][0]
+        record = by_type[clash[0]][0]
         raise ZoneError(
-            f"pool {shown} clashes with the {QTYPE.get(clash[0])} record at {record.where}; "
-            "a pool's name gets its A/AAAA from the pool alone",
+            f"pool {shown} clashes with the {QTYPE.get(clash[0])} record at "
+            f"{_place(record.where, source)}; a pool's name gets its A/AAAA from the pool alone",
             where,
         )
     below = [pool.name[i:] for i in range(len(pool.name) - len(origin))
@@ -317,8 +341,17 @@ def _check_pool(
                         f"{names.to_text(below[0])}", where)
 
 
-def _check_apex(origin: Name, grouped: dict[Name, dict[int, list[Record]]]) -> None:
-    apex = grouped.get(origin, {})
+def _by_type(found: Record | dict[int, list[Record]] | None) -> dict[int, list[Record]]:
+    if found is None:
+        return {}
+    return {found.rtype: [found]} if found.__class__ is Record else found
+
+
+def _place(where: str | int, source: str | None) -> str:
+    return f"{source}:{where}" if isinstance(where, int) else where
+
+
+def _check_apex(origin: Name, apex: dict[int, list[Record]]) -> None:
     shown = names.to_text(origin)
     if SOA not in apex:
         raise ZoneError(f"zone {shown} has no SOA record at its apex", shown)

@@ -60,7 +60,7 @@ class ZonesSection(Reader):
         self.pools.extend(pools)
         started = time.monotonic()
         try:
-            zone = Zone.build(origin, records, pools)
+            zone = Zone.build(origin, records, pools, str(file) if file is not None else None)
         except zonefile.ZoneFileError as exc:
             raise self.error(f"{path}.file", str(exc)) from None
         except ZoneError as exc:

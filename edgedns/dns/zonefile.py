@@ -35,7 +35,7 @@ def load(path: Path, origin: names.Name, default_ttl: int) -> Iterator[Record]:
 
 def parse(text: str, origin: names.Name, default_ttl: int, source: str) -> Iterator[Record]:
     """The records of master-file `text`, parsed as they are taken (a big zone is never
-    held twice); `source` names it in errors."""
+    held twice); `source` names it in errors. A record's `where` is its line number."""
     current_origin = origin
     ttl = default_ttl
     owner: names.Name | None = None
@@ -45,8 +45,7 @@ def parse(text: str, origin: names.Name, default_ttl: int, source: str) -> Itera
             if fields[0].startswith("$") and not indented:
                 current_origin, ttl = _directive(fields, current_origin, ttl)
                 continue
-            owner, record = _record(fields, indented, owner, current_origin, ttl,
-                                    f"{source}:{lineno}")
+            owner, record = _record(fields, indented, owner, current_origin, ttl, lineno)
             yield record
     except (PresentationError, rdata.RdataError, names.BadName) as exc:
         lineno = getattr(exc, "lineno", lineno) if isinstance(exc, PresentationError) else lineno
@@ -90,7 +89,7 @@ def _directive(fields: list[str], origin: names.Name, ttl: int) -> tuple[names.N
 
 def _record(
     fields: list[str], indented: bool, owner: names.Name | None, origin: names.Name, ttl: int,
-    where: str,
+    lineno: int,
 ) -> tuple[names.Name, Record]:
     at = 0
     if not indented:
@@ -115,4 +114,8 @@ def _record(
     if at >= len(fields):
         raise rdata.RdataError("record has no type")
     code, data = rdata.parse(fields[at], fields[at + 1 :], origin)
-    return owner, Record(owner, code, ttl, data, where)
+    return owner, _new_record(Record, (owner, code, ttl, data, lineno))
+
+
+_new_record = tuple.__new__
+"""`Record` without its keyword-handling __new__: a big zone makes a million of them."""

@@ -715,6 +715,13 @@ def test_conflict_in_a_zone_file_is_reported_at_the_file_key_with_its_line(
     )
 
 
+def test_duplicate_in_a_zone_file_names_both_lines(error, tmp_path: Path) -> None:
+    text = "@ SOA ns1 hm 1 1 1 1 1\n@ NS ns1\nwww A 192.0.2.1\nwww A 192.0.2.1\n"
+    exc = error("zones: {site.lan: {file: site.zone}}\n", **{"site.zone": text})
+    zone_file = tmp_path / "site.zone"
+    assert exc.message == f"{zone_file}:4: duplicate record (first at {zone_file}:3)"
+
+
 def test_zone_file_without_soa_is_reported_at_the_file_key(error, tmp_path: Path) -> None:
     exc = error("zones: {site.lan: {file: site.zone}}\n", **{"site.zone": "@ NS ns1\n"})
     assert exc.path == "zones.site.lan.file"
