@@ -40,8 +40,18 @@ def parse(text: str, origin: names.Name, default_ttl: int, source: str) -> Itera
     ttl = default_ttl
     owner: names.Name | None = None
     lineno = 1
+    types = rdata.TYPE_CODES
     try:
         for lineno, indented, fields in _lines(text):
+            if len(fields) == 3 and fields[1] in types and not indented and (
+                fields[0][0] != "$"
+            ):
+                # The common line of a big zone, "owner TYPE value", without the general
+                # parse below.
+                owner = names.from_text(fields[0], current_origin)
+                code, data = rdata.parse(fields[1], fields[2:], current_origin)
+                yield _new_record(Record, (owner, code, ttl, data, lineno))
+                continue
             if fields[0].startswith("$") and not indented:
                 current_origin, ttl = _directive(fields, current_origin, ttl)
                 continue
@@ -102,6 +112,8 @@ def _record(
         if at >= len(fields):
             break
         head = fields[at]
+        if head in rdata.TYPE_CODES:
+            break
         if head.upper() == "IN":
             at += 1
         elif head[:1].isdigit():
