@@ -64,14 +64,9 @@ def check(config_path: str) -> None:
     click.echo(f"{cfg.source}: OK")
     click.echo(f"listen: {', '.join(str(e) for e in cfg.listen)}")
     for zone in cfg.zones:
-        counts: dict[int, int] = {}
-        for node in zone.nodes.values():
-            for rrset in node:
-                if not rrset.pool:
-                    counts[rrset.rtype] = counts.get(rrset.rtype, 0) + len(rrset.rdatas)
-        summary = " ".join(f"{QTYPE.get(t)}={n}" for t, n in sorted(counts.items()))
+        summary = " ".join(f"{QTYPE.get(t)}={n}" for t, n in sorted(zone.counts.items()))
         click.echo(f"zone {names.to_text(zone.origin)}: {len(zone.nodes)} names, "
-                   f"{sum(counts.values())} records ({summary})")
+                   f"{zone.records} records ({summary})")
     for pool in cfg.pools:
         checks = sorted({m.check.type for m in pool.members})
         click.echo(f"pool {names.to_text(pool.name)}: {len(pool.members)} members, "

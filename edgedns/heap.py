@@ -30,3 +30,12 @@ def keep() -> None:
     """Hand every object alive now to the collector's permanent generation, so later
     collections do not walk it. Called once new data is in place (start-up, each reload)."""
     gc.freeze()
+
+
+def release(mappings: list[dict]) -> None:
+    """Empty `mappings` an item at a time (on a worker thread). Dropping a big dict frees
+    everything in it within one C call that holds the GIL; popping item by item runs Python
+    between frees, so the event loop thread gets the GIL back every switch interval."""
+    for mapping in mappings:
+        while mapping:
+            mapping.popitem()

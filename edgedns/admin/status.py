@@ -55,9 +55,8 @@ def snapshot(server: Server) -> dict[str, Any]:
         })
     zones = []
     for zone in server.config.zones:
-        records = sum(len(r.rdatas) for node in zone.nodes.values() for r in node)
         zones.append({"name": names.to_text(zone.origin), "names": len(zone.nodes),
-                      "records": records})
+                      "records": zone.records})
     out: dict[str, Any] = {
         "version": __version__,
         "config": str(server.config.source),

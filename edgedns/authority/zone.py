@@ -110,6 +110,12 @@ class Zone:
     empty_non_terminals: frozenset[Name]
     cuts: frozenset[Name]
     """Delegation points: names below the apex that own NS records."""
+    counts: dict[int, int]
+    """Records per type (pools' placeholders not counted), for summaries and /status."""
+
+    @property
+    def records(self) -> int:
+        return sum(self.counts.values())
 
     @property
     def soa(self) -> RRset:
@@ -173,15 +179,18 @@ class Zone:
         for pool in pools:
             _check_pool(pool, origin, _by_type(grouped.get(pool.name)), cuts, source)
         nodes: dict[Name, Node] = {}
+        singles: dict[int, int] = {}  # owners with one record, by type
+        counts: dict[int, int] = {}  # the other records, by type
         new = tuple.__new__  # a named tuple without its keyword-handling __new__: cheaper
         # Owners leave `grouped` as their node is built, so the records are freed as we go.
         while grouped:
             owner, found = grouped.popitem()
             if found.__class__ is Record:
-                if cuts or found.rtype in _PLAIN:
-                    _check_node(owner, {found.rtype: [found]}, origin, cuts)
-                nodes[owner] = (new(RRset, (owner, found.rtype, found.ttl, (found.rdata,),
-                                            False)),)
+                rtype = found.rtype
+                if cuts or rtype in _PLAIN:
+                    _check_node(owner, {rtype: [found]}, origin, cuts)
+                nodes[owner] = (new(RRset, (owner, rtype, found.ttl, (found.rdata,), False)),)
+                singles[rtype] = singles.get(rtype, 0) + 1
                 continue
             if cuts or len(found) > 1 or not _PLAIN.isdisjoint(found):
                 _check_node(owner, found, origin, cuts)
@@ -189,6 +198,10 @@ class Zone:
                 [new(RRset, (owner, rtype, recs[0].ttl, tuple([r.rdata for r in recs]), False))
                  for rtype, recs in found.items()]
             )
+            for rtype, recs in found.items():
+                counts[rtype] = counts.get(rtype, 0) + len(recs)
+        for rtype, n in singles.items():
+            counts[rtype] = counts.get(rtype, 0) + n
         for pool in pools:
             node = nodes.get(pool.name, ())
             nodes[pool.name] = node + tuple(
@@ -202,7 +215,7 @@ class Zone:
             for i in range(1, len(owner) - len(origin))
             if owner[i:] not in nodes
         }
-        return cls(origin, nodes, frozenset(ents), cuts)
+        return cls(origin, nodes, frozenset(ents), cuts, counts)
 
     @cached_property
     def negative_soa(self) -> Section:

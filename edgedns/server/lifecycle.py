@@ -239,7 +239,11 @@ class Server:
                       reason, exc)
             return False
         # The swap: no await from here on, so no query sees half of it.
+        retired = [zone.nodes for zone in self.config.zones]
         self.config, self.pools, self.handler = config, pools, handler
+        # The old zones are freed on the worker, a node at a time: freeing a big zone in
+        # one go would hold the event loop (about 0.1 s per million records).
+        self._worker.submit(heap.release, retired)
         if icmp is not None and icmp is not self._icmp:
             icmp.start(loop)
             self._icmp = icmp
