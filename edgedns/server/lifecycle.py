@@ -226,7 +226,7 @@ class Server:
                     self._admin, self.admin_port = None, None
                 else:
                     await self._start_admin(config)
-        except (config_mod.ConfigError, OSError, IcmpUnavailable) as exc:
+        except Exception as exc:
             if isinstance(exc, config_mod.ConfigError):
                 # Watch what the refused config named: fixing or creating any of it retries.
                 self._files.known(_signatures(exc.files, started))
@@ -235,8 +235,10 @@ class Server:
                 listener.tcp.close()
             self.reloads.failures += 1
             self.reloads.last_error = str(exc)
+            expected = isinstance(exc, (config_mod.ConfigError, OSError, IcmpUnavailable))
+            # A bug shows its traceback; either way the old config keeps serving.
             log.error("reload (%s) refused, still serving the previous config: %s",
-                      reason, exc)
+                      reason, exc, exc_info=not expected)
             return False
         # The swap: no await from here on, so no query sees half of it.
         retired = [zone.nodes for zone in self.config.zones]
@@ -278,8 +280,11 @@ class Server:
     async def _watch_files(self) -> None:
         while True:
             await asyncio.sleep(self.config.reload_interval)
-            if self._files.settled_change():
-                await self.reload("files changed")
+            try:
+                if self._files.settled_change():
+                    await self.reload("files changed")
+            except Exception:  # a bug must not end the watching for good
+                log.exception("checking the config's files failed; trying again")
 
     async def stop(self) -> None:
         """Stop at once: listeners, connections, probes, upstream queries, admin."""

@@ -558,3 +558,19 @@ def test_reload_under_load_loses_no_query(edgedns_server):
     assert failures == []
     assert counts["udp"] == 6000 and counts["tcp"] > 0
     assert a_addresses(srv.query("www.example.lan")) == ["192.0.2.5"]
+
+
+def test_a_bug_while_preparing_a_reload_keeps_the_old_config_serving(
+    edgedns_server, monkeypatch, caplog
+):
+    srv = edgedns_server(config_text())
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug in loading")
+
+    monkeypatch.setattr(config_mod, "load", broken)
+    with caplog.at_level("ERROR", logger="edgedns.server.lifecycle"):
+        assert not reload(srv)
+    assert a_addresses(srv.query("www.example.lan")) == ["192.0.2.1"]
+    assert srv.server.reloads.last_error == "a bug in loading"
+    assert any(r.exc_info for r in caplog.records if "refused" in r.getMessage())
