@@ -30,8 +30,8 @@ What one throughput workload does, for NSD first and then edgedns (`python3 -m e
 1. starts the server on a free 127.0.0.1 port, pinned to CPU 0 (`taskset -c 0`); NSD gets a
    throw-away nsd.conf in a temp dir (one server process, RRL off, no database, foreground);
 2. waits until it answers one query over UDP (raw socket, stdlib) and fails clearly if not;
-3. warms it up with one pass over the query file (edgedns compiles NXDOMAIN/NODATA
-   answers on first use; in cache-hit, it fills the cache);
+3. warms it up with one pass over the query file (edgedns builds replies on first use;
+   in cache-hit, it fills the cache);
 4. "max qps": dnsperf pinned to CPU 1 for --seconds, unthrottled but with at most
    --outstanding queries in flight (-c 8 -q 500 -T 1 by default);
 5. "zero-loss qps": a short bisection over dnsperf -Q rates (--probe-seconds each, --probes

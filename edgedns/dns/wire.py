@@ -242,8 +242,9 @@ def error_reply(reject: Reject) -> bytes:
 
 
 def patch(answer: bytes, query: Query) -> bytes:
-    """`answer` (compiled for the lowercased question) made the reply to `query`: its ID,
-    its RD and CD bits, and its question bytes, so the name's case comes back as asked."""
+    """`answer` (packed for the lowercased question, or for a name of the same length that
+    shares its reply) made the reply to `query`: its ID, its RD and CD bits, and its
+    question bytes, so the name comes back exactly as asked."""
     data = query.data
     flags = bytes((answer[2] | (data[2] & _RD), answer[3] | (data[3] & _CD)))
     question_end = query.name_end + 4

@@ -1,4 +1,4 @@
-"""The query pipeline: bytes in → parse → compiled answer, cache or forwarder → bytes out.
+"""The query pipeline: bytes in → parse → cached or built reply, or the forwarder → bytes out.
 
 Transport-agnostic: listeners call `QueryHandler.respond` for each message and send whatever
 it returns, at once when it is bytes, when done when it is a future (a forwarded question).

@@ -329,15 +329,15 @@ def test_truncated_keeps_header_and_question_with_tc_and_no_records() -> None:
 # --- patch ----------------------------------------------------------------------------------
 
 
-def compiled_answer() -> bytes:
-    """An answer as `answers` compiles it: ID 0, QR+AA, RD clear, lowercase question."""
+def packed_answer() -> bytes:
+    """An answer as `answers` packs it: ID 0, QR+AA, RD clear, lowercase question."""
     return struct.pack("!HHHHHH", 0, 0x8400, 1, 1, 0, 0) + QUESTION + a_record()
 
 
 def test_patch_takes_id_and_question_case_from_the_query() -> None:
     mixed = b"\x03wWw\x07EXAMPLE\x04tEsT\x00\x00\x01\x00\x01"
     q = wire.parse_query(query(qid=0xCAFE, question=mixed, flags=0))
-    out = wire.patch(compiled_answer(), q)
+    out = wire.patch(packed_answer(), q)
     assert out[:2] == b"\xca\xfe"
     assert out[wire.HEADER : wire.HEADER + len(mixed)] == mixed
     assert out[wire.HEADER + len(mixed) :] == a_record()
@@ -346,14 +346,14 @@ def test_patch_takes_id_and_question_case_from_the_query() -> None:
 
 def test_patch_echoes_rd_and_cd_bits() -> None:
     q = wire.parse_query(query(flags=0x0110))  # RD, CD
-    out = wire.patch(compiled_answer(), q)
+    out = wire.patch(packed_answer(), q)
     assert out[2] == 0x84 | 0x01
     assert out[3] == 0x10
 
 
 def test_patch_does_not_copy_other_query_flags() -> None:
     q = wire.parse_query(query(flags=0x0100 | 0x0020))  # RD, AD
-    out = wire.patch(compiled_answer(), q)
+    out = wire.patch(packed_answer(), q)
     assert out[3] == 0x00
 
 
