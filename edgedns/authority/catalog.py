@@ -7,6 +7,7 @@ parent also delegates it), exactly as an authoritative server holding both would
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 from dnslib import QTYPE
 
@@ -21,12 +22,20 @@ MAX_CHAIN = 12
 class Catalog:
     zones: dict[Name, Zone]
 
+    @cached_property
+    def _depths(self) -> tuple[int, ...]:
+        """The label counts of the zones' apexes, deepest first: the only suffixes of a name
+        worth looking up."""
+        return tuple(sorted({len(origin) for origin in self.zones}, reverse=True))
+
     def zone_for(self, qname: Name) -> Zone | None:
         """The most specific served zone at or above `qname`, if any."""
-        for i in range(len(qname) + 1):
-            zone = self.zones.get(qname[i:])
-            if zone is not None:
-                return zone
+        length = len(qname)
+        for depth in self._depths:
+            if depth <= length:
+                zone = self.zones.get(qname[length - depth:])
+                if zone is not None:
+                    return zone
         return None
 
     def resolve(self, qname: Name, qtype: int) -> Outcome | None:
