@@ -28,7 +28,12 @@ def collector_paused() -> Iterator[None]:
 
 def keep() -> None:
     """Hand every object alive now to the collector's permanent generation, so later
-    collections do not walk it. Called once new data is in place (start-up, each reload)."""
+    collections do not walk it. Called once new data is in place (start-up, each reload).
+
+    The cost: cyclic garbage that exists at that moment (made while the collector was paused
+    for a reload) is frozen too and never collected. The query path makes none (bytes,
+    tuples, dicts) and asyncio avoids cycles, so this stays small; a reload every few seconds
+    for weeks would show it as slow growth in RSS."""
     gc.freeze()
 
 
