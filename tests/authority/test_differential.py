@@ -139,3 +139,37 @@ def test_mixed_case_question_is_echoed_like_nsd(nsd: int, edgedns: RunningServer
     actual = _ask(edgedns.port, qname, "A", VARIANTS["udp-edns"])
     assert actual.question[0].name.to_text() == qname
     assert _fingerprint(actual) == _fingerprint(expected)
+
+
+SAME_LENGTH = ["abcdef", "ab.cde", "a.b.cd", "A.bC.D"]
+"""Labels of one wire length (7 octets) but different shapes and case: names edgedns answers
+from one shared reply per anchor must each still get NSD's answer."""
+SHAPES = ["wild.rules.lan.", "cwild.rules.lan.", "rules.lan.", "nope.rules.lan.",
+          "deleg.rules.lan.", "blocked.rules.lan.", "child.rules.lan.", "sub.wild.rules.lan."]
+
+
+@pytest.mark.parametrize("rdtype", ["A", "TXT", "MX"])
+@pytest.mark.parametrize("suffix", SHAPES)
+def test_names_sharing_a_reply_each_get_nsds_answer(
+    nsd: int, edgedns: RunningServer, suffix: str, rdtype: str
+):
+    for prefix in SAME_LENGTH:
+        qname = f"{prefix}.{suffix}"
+        expected = _fingerprint(_ask(nsd, qname, rdtype, VARIANTS["udp-edns"]))
+        actual = _fingerprint(_ask(edgedns.port, qname, rdtype, VARIANTS["udp-edns"]))
+        assert actual == expected, qname
+
+
+@pytest.mark.parametrize("order", [0, 1])
+def test_a_shared_reply_never_points_into_another_names_labels(
+    nsd: int, edgedns: RunningServer, order: int
+):
+    # NXDOMAIN under ns1 and directly under the apex share one reply (same length, same
+    # zone). Packed for the first, "ns1.rules.lan." in the SOA could point at the first's
+    # own "ns1" label, which the second name does not have at that offset.
+    names = ["abc.ns1.rules.lan.", "abcdefg.rules.lan.", "a.b.ns1.rules.lan."]
+    for qname in names[order:] + names[:order]:
+        for rdtype in ("A", "SOA"):
+            expected = _fingerprint(_ask(nsd, qname, rdtype, VARIANTS["udp-edns"]))
+            actual = _fingerprint(_ask(edgedns.port, qname, rdtype, VARIANTS["udp-edns"]))
+            assert actual == expected, qname
