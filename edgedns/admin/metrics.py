@@ -30,6 +30,10 @@ LATENCY_BUCKETS = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
                    0.1, 0.25, 0.5, 1.0, 2.5)
 """Seconds; fine-grained at the low end where authoritative answers live."""
 TRANSPORTS = ("udp", "tcp")
+KNOWN_TYPES = frozenset(QTYPE.forward)
+"""Query types counted under their own name; any other is counted as `other` (as CoreDNS
+does), so clients asking random types cannot grow the counters or the label set."""
+OTHER = -1
 
 
 class QueryStats:
@@ -42,7 +46,7 @@ class QueryStats:
         self.latency_sum = {False: 0.0, True: 0.0}
 
     def count(self, zone: str, qtype: int, rcode: int, tcp: bool, seconds: float) -> None:
-        key = (zone, qtype, rcode, tcp)
+        key = (zone, qtype if qtype in KNOWN_TYPES else OTHER, rcode, tcp)
         self.queries[key] = self.queries.get(key, 0) + 1
         self.latency[tcp][bisect_left(LATENCY_BUCKETS, seconds)] += 1
         self.latency_sum[tcp] += seconds
@@ -60,7 +64,8 @@ class ServerCollector:
         queries = CounterMetricFamily("edgedns_queries", "DNS queries answered",
                                       labels=("zone", "type", "rcode", "transport"))
         for (zone, qtype, rcode, tcp), n in list(stats.queries.items()):
-            queries.add_metric((zone, QTYPE.get(qtype), RCODE.get(rcode), TRANSPORTS[tcp]), n)
+            name = "other" if qtype == OTHER else QTYPE.get(qtype)
+            queries.add_metric((zone, name, RCODE.get(rcode), TRANSPORTS[tcp]), n)
         yield queries
 
         latency = HistogramMetricFamily(

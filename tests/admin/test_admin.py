@@ -224,6 +224,16 @@ def test_metrics_count_queries_by_zone_type_rcode_and_transport(edgedns_server):
     assert n("", "A", "REFUSED", "udp") == 1
 
 
+def test_metrics_count_unknown_query_types_as_other(edgedns_server):
+    srv = edgedns_server(ZONE)
+    for qtype in range(65000, 65100):  # 100 types nobody defined
+        srv.query("www.example.lan", qtype)
+    srv.query("www.example.lan", "A")
+    types = {s.labels["type"]: s.value for s in samples(srv)["edgedns_queries"]
+             if s.name == "edgedns_queries_total"}
+    assert types == {"other": 100, "A": 1}
+
+
 def test_metrics_have_the_latency_histogram(edgedns_server):
     srv = edgedns_server(ZONE)
     for _ in range(4):
