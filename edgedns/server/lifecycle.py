@@ -39,6 +39,7 @@ from edgedns.pools.health.checks import ProbeResult, Target
 from edgedns.pools.health.icmp import IcmpProber, IcmpUnavailable
 from edgedns.pools.health.scheduler import Scheduler
 from edgedns.pools.pool import PoolSet
+from edgedns.server import limits
 from edgedns.server.control import UNREAD, Coalescer, FileWatch, Signature
 from edgedns.server.handler import QueryHandler
 from edgedns.server.listeners import TcpConnections, UdpListener
@@ -344,6 +345,7 @@ class Server:
             loop.add_signal_handler(sig, self.request_stop)
         loop.add_signal_handler(signal.SIGHUP, lambda: self.request_reload("SIGHUP"))
         try:
+            log.info("open files limit: %d", limits.raise_open_files())
             await self.start()
             await self._stopping.wait()
         finally:
