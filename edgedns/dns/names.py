@@ -74,11 +74,14 @@ def to_wire(name: Name) -> bytes:
 def from_wire(wire: bytes) -> Name:
     """Inverse of `to_wire` for an uncompressed, already validated name."""
     labels = []
+    append = labels.append
     pos = 0
-    while wire[pos]:
-        end = pos + 1 + wire[pos]
-        labels.append(wire[pos + 1 : end])
+    length = wire[0]
+    while length:
+        end = pos + 1 + length
+        append(wire[pos + 1 : end])
         pos = end
+        length = wire[pos]
     return tuple(labels)
 
 

@@ -169,7 +169,9 @@ class QueryHandler:
             reply = packed.reduced
         else:
             reply = packed.stub
-        reply = wire.patch(wire.with_opt(reply, query.edns), query)
+        if query.edns:
+            reply = wire.with_opt(reply, query.edns)
+        reply = wire.patch(reply, query)
         if echo is not None:
             reply = wire.add_option(reply, echo)
         return reply, entry.zone, holds_for, entry.pool, entry.generation

@@ -96,7 +96,7 @@ class Server:
         self._icmp: IcmpProber | None = None
         self._listeners: dict[Endpoint, _Listener] = {}
         self._connections = TcpConnections(
-            self._respond, config.tcp.idle_timeout, config.tcp.max_connections
+            self.handler.respond, config.tcp.idle_timeout, config.tcp.max_connections
         )
         self._admin: AdminServer | None = None
         self.admin_port: int | None = None
@@ -117,9 +117,6 @@ class Server:
     def ready(self) -> bool:
         """Zones are loaded (they are, once constructed) and every member has a verdict."""
         return self.pools.all_probed()
-
-    def _respond(self, data: bytes, tcp: bool, client: str):
-        return self.handler.respond(data, tcp, client)
 
     def _probe_result(self, target: Target, result: ProbeResult) -> None:
         self.pools.record(target, result)
@@ -174,7 +171,7 @@ class Server:
             )
             port = server.sockets[0].getsockname()[1]
             try:
-                udp = UdpListener.bind(endpoint.host, port, self._respond)
+                udp = UdpListener.bind(endpoint.host, port, self.handler.respond)
             except OSError as exc:
                 server.close()
                 if endpoint.port == 0:
@@ -251,6 +248,10 @@ class Server:
             icmp.start(loop)
             self._icmp = icmp
         self._listeners.update(added)
+        # Listeners call the handler directly (no indirection per query): point them at it.
+        self._connections.respond = handler.respond
+        for listener in self._listeners.values():
+            listener.udp.respond = handler.respond
         for listener in added.values():
             listener.udp.start(loop)
         for endpoint in [e for e in self._listeners if e not in config.listen]:
