@@ -35,6 +35,8 @@ class TcpSettings:
     """Seconds a TCP connection may sit without a complete query (RFC 7766 §6.2.3)."""
     max_connections: int = 256
     """Open TCP connections across all listeners; new ones are refused above this."""
+    max_per_client: int = 32
+    """Open TCP connections from one client address; new ones are refused above this."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,11 +147,12 @@ class _Parser(ZonesSection, PoolsSection, ForwardSection):
         return AdminSettings(listen, token)
 
     def tcp(self, raw: Any) -> TcpSettings:
-        raw = self.mapping(raw, "tcp", ("idle_timeout", "max_connections"))
+        raw = self.mapping(raw, "tcp", ("idle_timeout", "max_connections", "max_per_client"))
         default = TcpSettings()
         idle = self.convert(raw.get("idle_timeout", default.idle_timeout), "tcp.idle_timeout",
                             parse_duration)
-        cap = raw.get("max_connections", default.max_connections)
-        if not isinstance(cap, int) or isinstance(cap, bool) or cap < 1:
-            raise self.error("tcp.max_connections", "must be a whole number of at least 1")
-        return TcpSettings(idle, cap)
+        cap = self.whole(raw.get("max_connections", default.max_connections),
+                         "tcp.max_connections", 1)
+        per_client = self.whole(raw.get("max_per_client", default.max_per_client),
+                                "tcp.max_per_client", 1)
+        return TcpSettings(idle, cap, per_client)

@@ -96,7 +96,8 @@ class Server:
         self._icmp: IcmpProber | None = None
         self._listeners: dict[Endpoint, _Listener] = {}
         self._connections = TcpConnections(
-            self.handler.respond, config.tcp.idle_timeout, config.tcp.max_connections
+            self.handler.respond, config.tcp.idle_timeout, config.tcp.max_connections,
+            config.tcp.max_per_client
         )
         self._admin: AdminServer | None = None
         self.admin_port: int | None = None
@@ -260,6 +261,7 @@ class Server:
             retired.tcp.close()
         self._connections.idle_timeout = config.tcp.idle_timeout
         self._connections.max_connections = config.tcp.max_connections
+        self._connections.max_per_client = config.tcp.max_per_client
         self.scheduler.set_targets(pools.targets())
         if old_forwarder is not None:
             self._retire(old_forwarder)

@@ -98,17 +98,66 @@ class UdpListener:
             self.dropped_replies += 1
 
 
-class TcpConnections:
-    """Shared by every TCP listener: the open-connection cap and idle timeout (RFC 7766 §6)."""
+REPLY_BYTES_QUEUED = 64 * 1024
+"""Reply bytes a TCP connection may have waiting to be written before it stops reading and
+answering (RFC 7766 §6.2): a client that does not read holds about this much, not a reply
+per query it sent."""
+QUERY_BYTES_BUFFERED = 64 * 1024 + 2
+"""Query bytes a paused connection may hold before it stops reading from the socket."""
+FORWARDED_PER_CONNECTION = 8
+"""Forwarded questions one connection may have waiting on upstreams; more wait unread. Their
+replies are written when they come, so this also bounds what a non-reading client can add
+beyond `REPLY_BYTES_QUEUED` (8 replies of at most 64 KiB)."""
+BUSY_SHARE = 0.5
+"""Above this share of `max_connections` in use, idle timeouts shorten (as NSD and Knot do),
+down to `BUSY_IDLE` when the table is full, so idle and slow clients give way sooner."""
+BUSY_IDLE = 1.0
 
-    def __init__(self, respond: Responder, idle_timeout: float, max_connections: int) -> None:
+
+class TcpConnections:
+    """Shared by every TCP listener: the connection caps, in all and per client address, and
+    the idle timeout, which shortens as the table fills (RFC 7766 §6.2)."""
+
+    def __init__(self, respond: Responder, idle_timeout: float, max_connections: int,
+                 max_per_client: int) -> None:
         self.respond = respond
         self.idle_timeout = idle_timeout
         self.max_connections = max_connections
+        self.max_per_client = max_per_client
         self.open: set[DnsStreamProtocol] = set()
+        self.per_client: dict[str, int] = {}
+        self.refused = 0
+        """Connections closed at once because a cap was reached."""
 
     def protocol(self) -> DnsStreamProtocol:
         return DnsStreamProtocol(self)
+
+    def admit(self, proto: DnsStreamProtocol) -> bool:
+        held = self.per_client.get(proto.client, 0)
+        if len(self.open) >= self.max_connections or held >= self.max_per_client:
+            self.refused += 1
+            return False
+        self.open.add(proto)
+        self.per_client[proto.client] = held + 1
+        return True
+
+    def release(self, proto: DnsStreamProtocol) -> None:
+        if proto in self.open:
+            self.open.discard(proto)
+            held = self.per_client.get(proto.client, 1) - 1
+            if held:
+                self.per_client[proto.client] = held
+            else:
+                self.per_client.pop(proto.client, None)
+
+    def current_idle_timeout(self) -> float:
+        """`idle_timeout`, shortened linearly to `BUSY_IDLE` between `BUSY_SHARE` and a full
+        connection table."""
+        share = len(self.open) / self.max_connections
+        if share <= BUSY_SHARE or self.idle_timeout <= BUSY_IDLE:
+            return self.idle_timeout
+        busy = (share - BUSY_SHARE) / (1 - BUSY_SHARE)
+        return self.idle_timeout - (self.idle_timeout - BUSY_IDLE) * min(busy, 1.0)
 
     def close_all(self) -> None:
         for proto in list(self.open):
@@ -116,7 +165,13 @@ class TcpConnections:
 
 
 class DnsStreamProtocol(asyncio.Protocol):
-    """One TCP connection: 2-byte length framing, pipelined queries answered in order."""
+    """One TCP connection: 2-byte length framing, pipelined queries answered as they come
+    (forwarded ones when their answer arrives, RFC 7766 §7).
+
+    Back-pressure: queries are answered only while fewer than `REPLY_BYTES_QUEUED` reply
+    bytes wait to be written and fewer than `FORWARDED_PER_CONNECTION` questions wait on
+    upstreams; otherwise the queries stay buffered (up to `QUERY_BYTES_BUFFERED`, then the
+    socket is not read) until the client reads or the upstreams answer."""
 
     def __init__(self, owner: TcpConnections) -> None:
         self.owner = owner
@@ -124,37 +179,46 @@ class DnsStreamProtocol(asyncio.Protocol):
         self.buffer = bytearray()
         self.idle: asyncio.TimerHandle | None = None
         self.client = ""
+        self.writing_paused = False
+        self.reading_paused = False
+        self.forwarded = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's is duck-typed
         peer = transport.get_extra_info("peername")
         self.client = peer[0] if peer else ""
-        if len(self.owner.open) >= self.owner.max_connections:
+        if not self.owner.admit(self):
             transport.abort()
             return
-        self.owner.open.add(self)
-        # Replies to a client that does not read would pile up: stop reading first.
-        transport.set_write_buffer_limits(high=256 * 1024)
+        transport.set_write_buffer_limits(high=REPLY_BYTES_QUEUED)  # type: ignore[attr-defined]
         self._arm_idle()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.owner.open.discard(self)
+        self.owner.release(self)
         if self.idle is not None:
             self.idle.cancel()
+        self.buffer.clear()
 
     def pause_writing(self) -> None:
-        if self.transport is not None:
-            self.transport.pause_reading()
+        self.writing_paused = True
 
     def resume_writing(self) -> None:
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.resume_reading()
+        self.writing_paused = False
+        self._answer_buffered()
 
     def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        self._answer_buffered()
+
+    def _answer_buffered(self) -> None:
+        """Answer complete queries from the buffer while back-pressure allows, then read
+        more only if there is room."""
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
         buffer = self.buffer
-        buffer += data
-        replies = []
-        while len(buffer) >= 2:
+        while (len(buffer) >= 2 and not self.writing_paused
+               and self.forwarded < FORWARDED_PER_CONNECTION):
             size = buffer[0] << 8 | buffer[1]
             if len(buffer) < 2 + size:
                 break
@@ -164,28 +228,35 @@ class DnsStreamProtocol(asyncio.Protocol):
                 reply = self.owner.respond(message, True, self.client)
             except Exception:
                 log.exception("query handling failed")
-                reply = None
+                continue
             if reply.__class__ is bytes:
-                replies.append(len(reply).to_bytes(2, "big") + reply)
+                self._send(reply)
             elif reply is not None:
-                # Forwarded: sent when it comes, possibly after later queries' (RFC 7766 §7).
+                self.forwarded += 1
                 reply.add_done_callback(self._send_later)
-        if replies:
-            self._send(b"".join(replies))
+        full = len(buffer) >= QUERY_BYTES_BUFFERED
+        if full and not self.reading_paused:
+            self.reading_paused = True
+            transport.pause_reading()
+        elif not full and self.reading_paused:
+            self.reading_paused = False
+            transport.resume_reading()
 
-    def _send(self, framed: bytes) -> None:
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.write(framed)
+    def _send(self, reply: bytes) -> None:
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            transport.write(len(reply).to_bytes(2, "big") + reply)
             self._arm_idle()
 
     def _send_later(self, done: asyncio.Future[bytes]) -> None:
+        self.forwarded -= 1
         if done.cancelled():
             return
         if done.exception() is not None:
             log.error("forwarded query failed", exc_info=done.exception())
             return
-        reply = done.result()
-        self._send(len(reply).to_bytes(2, "big") + reply)
+        self._send(done.result())
+        self._answer_buffered()  # queries held back while upstreams were busy
 
     def eof_received(self) -> bool:
         return False  # close once replies are flushed
@@ -198,7 +269,7 @@ class DnsStreamProtocol(asyncio.Protocol):
         if self.idle is not None:
             self.idle.cancel()
         loop = asyncio.get_running_loop()
-        self.idle = loop.call_later(self.owner.idle_timeout, self._idle_expired)
+        self.idle = loop.call_later(self.owner.current_idle_timeout(), self._idle_expired)
 
     def _idle_expired(self) -> None:
         transport = self.transport

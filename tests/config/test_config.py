@@ -225,8 +225,9 @@ def test_listen_with_the_same_address_twice_is_rejected(error) -> None:
 # --- tcp --------------------------------------------------------------------------------------
 
 
-def test_tcp_defaults_to_10s_idle_timeout_and_256_connections(config) -> None:
-    assert config(MINIMAL).tcp == TcpSettings(idle_timeout=10.0, max_connections=256)
+def test_tcp_defaults_to_10s_idle_timeout_256_connections_32_per_client(config) -> None:
+    assert config(MINIMAL).tcp == TcpSettings(idle_timeout=10.0, max_connections=256,
+                                              max_per_client=32)
 
 
 @pytest.mark.parametrize(
@@ -258,21 +259,25 @@ def test_bad_tcp_idle_timeout_is_rejected_at_its_key(error, written: str, proble
     assert (exc.path, exc.message) == ("tcp.idle_timeout", problem)
 
 
-def test_tcp_max_connections_is_read(config) -> None:
-    assert config("tcp: {max_connections: 1}\n" + MINIMAL).tcp.max_connections == 1
+@pytest.mark.parametrize("key", ["max_connections", "max_per_client"])
+def test_tcp_connection_caps_are_read(config, key: str) -> None:
+    assert getattr(config(f"tcp: {{{key}: 1}}\n" + MINIMAL).tcp, key) == 1
 
 
+@pytest.mark.parametrize("key", ["max_connections", "max_per_client"])
 @pytest.mark.parametrize("written", ["0", "-5", "1.5", "many", "true"])
-def test_tcp_max_connections_must_be_a_whole_number_of_at_least_1(error, written: str) -> None:
-    exc = error(f"tcp: {{max_connections: {written}}}\n" + MINIMAL)
-    assert exc.path == "tcp.max_connections"
-    assert exc.message == "must be a whole number of at least 1"
+def test_tcp_connection_caps_must_be_whole_numbers_of_at_least_1(
+    error, key: str, written: str
+) -> None:
+    exc = error(f"tcp: {{{key}: {written}}}\n" + MINIMAL)
+    assert exc.path == f"tcp.{key}"
+    assert exc.message.startswith("must be a whole number of at least 1, not ")
 
 
 def test_unknown_tcp_key_lists_the_allowed_keys(error) -> None:
     exc = error("tcp: {idle: 5}\n" + MINIMAL)
     assert exc.path == "tcp.idle"
-    assert exc.message == "unknown key (allowed: idle_timeout, max_connections)"
+    assert exc.message == "unknown key (allowed: idle_timeout, max_connections, max_per_client)"
 
 
 def test_tcp_that_is_not_a_mapping_is_rejected(error) -> None:
