@@ -1,17 +1,25 @@
 #!/usr/bin/env python3
-"""TCP clients that send and never read: how much of the server's memory they can hold.
+"""Hostile TCP clients, beside NSD: ones that send and never read, and slowloris ones.
 
 Needs Python 3.10+ and Debian's nsd; only the standard library here (edgedns runs with
---python, default this interpreter). All traffic goes to 127.0.0.1-127.0.0.255.
+--python, default this interpreter). All traffic goes to 127.0.0.0/16 on this machine.
 
-    python3 bench/hostile.py [--connections 256] [--queries 500] [--python .venv/bin/python]
+    python3 bench/hostile.py nonreaders [--connections 256] [--queries 500]
+    python3 bench/hostile.py slowloris  [--connections 256] [--seconds 10]
 
-NSD, then edgedns, serve a zone whose `big` name holds about 8 KB of TXT. --connections TCP
-connections (8 per source address, 127.0.0.1 upwards, so edgedns's per-address cap of 32 is
-not what limits them) each send --queries pipelined queries for `big TXT` and never read.
-After --settle seconds the server's RSS is compared with its RSS before the clients came
-(NSD: the sum over its processes). Then one fresh connection asks `www A` and must be
-answered within 1 s, and the clients are closed. The promise: RSS grows by less than 64 MB.
+NSD, then edgedns, serve a zone whose `big` name holds about 8 KB of TXT. Attack connections
+come 8 per source address from 127.0.0.1 upwards (so edgedns's per-address cap of 32 is not
+what limits them).
+
+nonreaders: each of --connections TCP connections sends --queries pipelined queries for
+`big TXT` and never reads. After --settle seconds the server's RSS is compared with its RSS
+before the clients came (NSD: the sum over its processes); then one fresh connection asks
+`www A`. The promise: RSS grows by less than 64 MB.
+
+slowloris: --connections connections each send one byte of a query every 0.5 s and never
+finish it, for --seconds. Meanwhile legitimate clients (from 127.0.2.x) ask `www A` over TCP,
+one after another, each given 1 s, and over UDP. The promise: at least 99 % of the
+legitimate TCP queries answered within 1 s, and UDP unaffected.
 """
 
 from __future__ import annotations
@@ -81,22 +89,73 @@ def attack(port: int, connections: int, queries: int) -> list[socket.socket]:
     return socks
 
 
-def legit_tcp_seconds(port: int) -> float | None:
+def legit_tcp_seconds(port: int, source: str = "127.0.2.1") -> float | None:
+    """Seconds to a reply to one `www A` over a new connection; None past 1 s or on error."""
     start = time.monotonic()
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1.0) as sock:
+        with socket.socket() as sock:
+            sock.settimeout(1.0)
+            sock.bind((source, 0))
+            sock.connect(("127.0.0.1", port))
             sock.sendall(query(f"www.{APEX}", 1, 7))
             head = sock.recv(2)
             if len(head) < 2:
                 return None
     except OSError:
         return None
-    return time.monotonic() - start
+    took = time.monotonic() - start
+    return took if took <= 1.0 else None
+
+
+def slowloris(port: int, args: argparse.Namespace) -> dict:
+    """Trickle bytes on --connections connections while legitimate clients ask."""
+    socks = []
+    for i in range(args.connections):
+        sock = socket.socket()
+        sock.bind((f"127.0.0.{1 + i // PER_ADDRESS}", 0))
+        sock.settimeout(2)
+        try:
+            sock.connect(("127.0.0.1", port))
+        except OSError:
+            sock.close()
+            continue
+        socks.append(sock)
+    connected = len(socks)
+    tcp_ok = tcp_sent = udp_ok = udp_sent = 0
+    deadline = time.monotonic() + args.seconds
+    next_trickle = 0.0
+    i = 0
+    while time.monotonic() < deadline:
+        if time.monotonic() >= next_trickle:
+            for sock in socks:
+                try:
+                    sock.send(b"\x00")
+                except OSError:
+                    pass  # closed by the server: it may, that is the point
+            next_trickle = time.monotonic() + 0.5
+        i += 1
+        tcp_sent += 1
+        if legit_tcp_seconds(port, f"127.0.2.{1 + i % 250}") is not None:
+            tcp_ok += 1
+        udp_sent += 1
+        try:
+            rcode, _ = common.query_udp(port, f"www.{APEX}", 1, 1.0)
+            udp_ok += rcode == 0
+        except OSError:
+            pass
+    for sock in socks:
+        sock.close()
+    return {"connected": connected, "tcp_answered": tcp_ok, "tcp_sent": tcp_sent,
+            "udp_answered": udp_ok, "udp_sent": udp_sent}
 
 
 def measure(name: str, proc: common.Proc, port: int, args: argparse.Namespace) -> dict:
     common.wait_answer(proc, port, f"www.{APEX}")
     time.sleep(0.5)
+    if args.mode == "slowloris":
+        result = slowloris(port, args)
+        common.log(f"{name}: {result}")
+        return result
     before = session_rss_kib(proc.pid)
     socks = attack(port, args.connections, args.queries)
     time.sleep(args.settle)
@@ -114,8 +173,8 @@ def measure(name: str, proc: common.Proc, port: int, args: argparse.Namespace) -
 
 def run(args: argparse.Namespace) -> int:
     common.preflight(["nsd"])
-    results: dict = {"info": common.run_info(), "connections": args.connections,
-                     "queries": args.queries}
+    results: dict = {"info": common.run_info(), "mode": args.mode,
+                     "connections": args.connections, "queries": args.queries}
     with tempfile.TemporaryDirectory(prefix="edgedns-hostile-") as tmp:
         work = Path(tmp)
         zone = work / "hostile.zone"
@@ -136,24 +195,43 @@ def run(args: argparse.Namespace) -> int:
             results["edgedns"] = measure("edgedns", edgedns, port, args)
         finally:
             edgedns.stop()
-    print(f"\n== hostile: {args.connections} TCP connections x {args.queries} queries for an "
-          f"8 KB answer, never read; edgedns {results['info']['edgedns']}")
-    print(f"{'':10}{'connected':>10}{'RSS before':>12}{'RSS after':>11}{'growth':>9}"
-          f"{'legit TCP':>11}")
-    for name in ("nsd", "edgedns"):
-        r = results[name]
-        legit = "none" if r["legit_tcp_seconds"] is None else f"{r['legit_tcp_seconds']*1e3:.1f}ms"
-        print(f"{name:10}{r['connected']:>10}{r['rss_before_kib'] / 1024:>10.0f}Mi"
-              f"{r['rss_during_kib'] / 1024:>9.0f}Mi{r['growth_mib']:>7.1f}Mi{legit:>11}")
-    growth = results["edgedns"]["growth_mib"]
-    print(f"promise: edgedns RSS grows by less than 64 MiB: {'holds' if growth < 64 else 'FAILS'}")
+    if args.mode == "slowloris":
+        print(f"\n== hostile slowloris: {args.connections} TCP connections trickling a byte "
+              f"every 0.5 s for {args.seconds:g} s; edgedns {results['info']['edgedns']}")
+        print(f"{'':10}{'connected':>10}{'legit TCP within 1 s':>24}{'legit UDP':>16}")
+        for name in ("nsd", "edgedns"):
+            r = results[name]
+            tcp = f"{r['tcp_answered']}/{r['tcp_sent']} ({r['tcp_answered'] / r['tcp_sent']:.1%})"
+            udp = f"{r['udp_answered']}/{r['udp_sent']}"
+            print(f"{name:10}{r['connected']:>10}{tcp:>24}{udp:>16}")
+        r = results["edgedns"]
+        held = r["tcp_answered"] >= 0.99 * r["tcp_sent"] and r["udp_answered"] == r["udp_sent"]
+        print(f"promise: >= 99 % of legitimate TCP answered within 1 s, UDP unaffected: "
+              f"{'holds' if held else 'FAILS'}")
+    else:
+        print(f"\n== hostile nonreaders: {args.connections} TCP connections x {args.queries} "
+              f"queries for an 8 KB answer, never read; edgedns {results['info']['edgedns']}")
+        print(f"{'':10}{'connected':>10}{'RSS before':>12}{'RSS after':>11}{'growth':>9}"
+              f"{'legit TCP':>11}")
+        for name in ("nsd", "edgedns"):
+            r = results[name]
+            legit = ("none" if r["legit_tcp_seconds"] is None
+                     else f"{r['legit_tcp_seconds'] * 1e3:.1f}ms")
+            print(f"{name:10}{r['connected']:>10}{r['rss_before_kib'] / 1024:>10.0f}Mi"
+                  f"{r['rss_during_kib'] / 1024:>9.0f}Mi{r['growth_mib']:>7.1f}Mi{legit:>11}")
+        growth = results["edgedns"]["growth_mib"]
+        print(f"promise: edgedns RSS grows by less than 64 MiB: "
+              f"{'holds' if growth < 64 else 'FAILS'}")
     common.write_json(args.json, results)
     return 0
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("mode", choices=("nonreaders", "slowloris"))
     parser.add_argument("--connections", type=int, default=256)
+    parser.add_argument("--seconds", type=float, default=10.0,
+                        help="slowloris: how long the attack and the legitimate queries last")
     parser.add_argument("--queries", type=int, default=500,
                         help="pipelined queries each connection sends (500)")
     parser.add_argument("--settle", type=float, default=3.0,

@@ -112,11 +112,16 @@ BUSY_SHARE = 0.5
 """Above this share of `max_connections` in use, idle timeouts shorten (as NSD and Knot do),
 down to `BUSY_IDLE` when the table is full, so idle and slow clients give way sooner."""
 BUSY_IDLE = 1.0
+EVICT_IDLE = 0.5
+"""With the connection table full, a new connection takes the place of the one idle longest
+(no reply for this many seconds or more, e.g. a slowloris that never completes a query);
+without such a one it is refused."""
 
 
 class TcpConnections:
     """Shared by every TCP listener: the connection caps, in all and per client address, and
-    the idle timeout, which shortens as the table fills (RFC 7766 §6.2)."""
+    the idle timeout, which shortens as the table fills (RFC 7766 §6.2). With the table full,
+    a new connection replaces the one idle longest, if that one has been idle `EVICT_IDLE`."""
 
     def __init__(self, respond: Responder, idle_timeout: float, max_connections: int,
                  max_per_client: int) -> None:
@@ -128,17 +133,30 @@ class TcpConnections:
         self.per_client: dict[str, int] = {}
         self.refused = 0
         """Connections closed at once because a cap was reached."""
+        self.evicted = 0
+        """Idle connections closed to make room for a new one."""
 
     def protocol(self) -> DnsStreamProtocol:
         return DnsStreamProtocol(self)
 
-    def admit(self, proto: DnsStreamProtocol) -> bool:
+    def admit(self, proto: DnsStreamProtocol, now: float) -> bool:
         held = self.per_client.get(proto.client, 0)
-        if len(self.open) >= self.max_connections or held >= self.max_per_client:
+        if held >= self.max_per_client or (
+            len(self.open) >= self.max_connections and not self._evict_idlest(now)
+        ):
             self.refused += 1
             return False
         self.open.add(proto)
         self.per_client[proto.client] = held + 1
+        return True
+
+    def _evict_idlest(self, now: float) -> bool:
+        idlest = min(self.open, key=lambda p: p.last_active)
+        if now - idlest.last_active < EVICT_IDLE:
+            return False
+        self.evicted += 1
+        self.release(idlest)
+        idlest.abort()
         return True
 
     def release(self, proto: DnsStreamProtocol) -> None:
@@ -182,12 +200,15 @@ class DnsStreamProtocol(asyncio.Protocol):
         self.writing_paused = False
         self.reading_paused = False
         self.forwarded = 0
+        self.last_active = 0.0
+        """Loop time of the connection's start or its last reply."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's is duck-typed
         peer = transport.get_extra_info("peername")
         self.client = peer[0] if peer else ""
-        if not self.owner.admit(self):
+        self.last_active = asyncio.get_running_loop().time()
+        if not self.owner.admit(self, self.last_active):
             transport.abort()
             return
         transport.set_write_buffer_limits(high=REPLY_BYTES_QUEUED)  # type: ignore[attr-defined]
@@ -265,10 +286,15 @@ class DnsStreamProtocol(asyncio.Protocol):
         if self.transport is not None:
             self.transport.close()
 
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+
     def _arm_idle(self) -> None:
         if self.idle is not None:
             self.idle.cancel()
         loop = asyncio.get_running_loop()
+        self.last_active = loop.time()
         self.idle = loop.call_later(self.owner.current_idle_timeout(), self._idle_expired)
 
     def _idle_expired(self) -> None:

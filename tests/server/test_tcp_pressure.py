@@ -116,3 +116,26 @@ def test_a_short_idle_timeout_is_never_lengthened() -> None:
                                  max_per_client=4)
     connections.open = set(range(4))
     assert connections.current_idle_timeout() == 0.3
+
+
+def test_with_the_table_full_of_slow_clients_a_new_client_is_still_answered(
+    edgedns_server,
+) -> None:
+    srv = edgedns_server(ZONE + "tcp: {max_connections: 4, max_per_client: 4}\n")
+    slow = []
+    try:
+        for i in range(4):  # slowloris: half a length prefix, and nothing more
+            sock = socket.socket()
+            sock.bind((f"127.0.1.{i + 1}", 0))
+            sock.settimeout(5)
+            sock.connect((srv.host, srv.port))
+            sock.sendall(b"\x00")
+            slow.append(sock)
+        time.sleep(listeners.EVICT_IDLE + 0.2)
+        with socket.create_connection((srv.host, srv.port), timeout=5) as fresh:
+            fresh.sendall(framed("www.example.lan", "A", 11))
+            assert read_replies(fresh, 1, within=1.0) == 1
+        assert srv.server._connections.evicted >= 1
+    finally:
+        for sock in slow:
+            sock.close()
