@@ -113,15 +113,15 @@ BUSY_SHARE = 0.5
 down to `BUSY_IDLE` when the table is full, so idle and slow clients give way sooner."""
 BUSY_IDLE = 1.0
 EVICT_IDLE = 0.5
-"""With the connection table full, a new connection takes the place of the one idle longest
-(no reply for this many seconds or more, e.g. a slowloris that never completes a query);
-without such a one it is refused."""
+"""With the connection table full, a new connection takes the place of the oldest one that
+has not been answered yet (a slowloris never is), else of the one idle longest if that has
+had no reply for this many seconds; without such a one it is refused."""
 
 
 class TcpConnections:
     """Shared by every TCP listener: the connection caps, in all and per client address, and
     the idle timeout, which shortens as the table fills (RFC 7766 §6.2). With the table full,
-    a new connection replaces the one idle longest, if that one has been idle `EVICT_IDLE`."""
+    a new connection may replace an idle one (`EVICT_IDLE`)."""
 
     def __init__(self, respond: Responder, idle_timeout: float, max_connections: int,
                  max_per_client: int) -> None:
@@ -151,8 +151,9 @@ class TcpConnections:
         return True
 
     def _evict_idlest(self, now: float) -> bool:
-        idlest = min(self.open, key=lambda p: p.last_active)
-        if now - idlest.last_active < EVICT_IDLE:
+        unanswered = [p for p in self.open if not p.answered]
+        idlest = min(unanswered or self.open, key=lambda p: p.last_active)
+        if not unanswered and now - idlest.last_active < EVICT_IDLE:
             return False
         self.evicted += 1
         self.release(idlest)
@@ -202,6 +203,7 @@ class DnsStreamProtocol(asyncio.Protocol):
         self.forwarded = 0
         self.last_active = 0.0
         """Loop time of the connection's start or its last reply."""
+        self.answered = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's is duck-typed
@@ -267,6 +269,7 @@ class DnsStreamProtocol(asyncio.Protocol):
         transport = self.transport
         if transport is not None and not transport.is_closing():
             transport.write(len(reply).to_bytes(2, "big") + reply)
+            self.answered += 1
             self._arm_idle()
 
     def _send_later(self, done: asyncio.Future[bytes]) -> None:
