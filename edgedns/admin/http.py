@@ -24,7 +24,11 @@ log = logging.getLogger(__name__)
 
 MAX_REQUEST_HEAD = 8 * 1024
 READ_TIMEOUT = 5.0
-MAX_CONNECTIONS = 32
+MAX_CONNECTIONS = 64
+EVICT_AFTER = 0.5
+"""With every connection slot taken, a new request takes the slot of the connection that
+has spent longest reading its request head, once that is this many seconds: idle or stuck
+local clients cannot keep `edgedns status` (keepalived's check) out."""
 _REASONS = {200: "OK", 401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed",
             400: "Bad Request", 503: "Service Unavailable"}
 
@@ -35,6 +39,8 @@ class AdminServer:
         self.token = token
         self._listener: asyncio.AbstractServer | None = None
         self._open = 0
+        self._reading: dict[asyncio.StreamWriter, float] = {}
+        """Connections still reading their request head, with when they came."""
         self._routes: dict[str, Callable[[], tuple[int, str, bytes]]] = {
             "/metrics": self._metrics,
             "/health": self._health,
@@ -55,10 +61,12 @@ class AdminServer:
             self._listener = None
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if self._open >= MAX_CONNECTIONS:
+        now = asyncio.get_running_loop().time()
+        if self._open >= MAX_CONNECTIONS and not self._evict_slowest(now):
             writer.transport.abort()
             return
         self._open += 1
+        self._reading[writer] = now
         try:
             code, ctype, body, head_only = await asyncio.wait_for(self._handle(reader),
                                                                   READ_TIMEOUT)
@@ -68,6 +76,7 @@ class AdminServer:
             return
         finally:
             self._open -= 1
+            self._reading.pop(writer, None)
         head = (f"HTTP/1.1 {code} {_REASONS.get(code, 'OK')}\r\nContent-Type: {ctype}\r\n"
                 f"Content-Length: {len(body)}\r\nConnection: close\r\n")
         if code == 401:
@@ -78,6 +87,16 @@ class AdminServer:
         except (asyncio.TimeoutError, ConnectionError):
             pass
         writer.transport.close()
+
+    def _evict_slowest(self, now: float) -> bool:
+        if not self._reading:
+            return False
+        writer, came = min(self._reading.items(), key=lambda item: item[1])
+        if now - came < EVICT_AFTER:
+            return False
+        del self._reading[writer]
+        writer.transport.abort()
+        return True
 
     async def _handle(self, reader: asyncio.StreamReader) -> tuple[int, str, bytes, bool]:
         """Status, content type, body, and whether to send only the head (HEAD)."""

@@ -449,3 +449,18 @@ def test_connections_above_the_cap_are_dropped(edgedns_server, monkeypatch):
             s.close()
     wait_until(lambda: endpoint._open == 0)
     assert get(srv, "/health")[0] == 200
+
+
+def test_idle_clients_cannot_keep_status_out(edgedns_server, monkeypatch):
+    monkeypatch.setattr(admin, "MAX_CONNECTIONS", 8)
+    srv = edgedns_server(ZONE)
+    idle = [socket.create_connection(("127.0.0.1", srv.server.admin_port), timeout=5)
+            for _ in range(8)]
+    try:
+        wait_until(lambda: srv.server._admin._open == 8)
+        time.sleep(admin.EVICT_AFTER + 0.1)
+        for _ in range(3):  # each takes the slot of an idle one
+            assert get(srv, "/status")[0] == 200
+    finally:
+        for s in idle:
+            s.close()
