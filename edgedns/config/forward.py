@@ -9,7 +9,6 @@ from edgedns.config.reader import (
     Reader,
     parse_duration,
     parse_endpoint,
-    parse_network,
     positive_duration,
 )
 from edgedns.dns import names
@@ -39,13 +38,7 @@ class ForwardSection(Reader):
             route_raw = self.mapping(route_raw, route_path, ROUTE_KEYS)
             zones.append((name, self.route(route_raw, route_path, default)))
         base = ForwardSettings(default)
-        allow_raw = raw.get("allow", list(DEFAULT_ALLOW))
-        if not isinstance(allow_raw, list):
-            raise self.error(f"{path}.allow", "must be a list of networks like 10.0.0.0/8")
-        allow = tuple(
-            self.convert(item, f"{path}.allow[{i}]", parse_network)
-            for i, item in enumerate(allow_raw)
-        )
+        allow = self.networks(raw.get("allow", list(DEFAULT_ALLOW)), f"{path}.allow")
         tls_ca = None
         if "tls_ca" in raw:
             tls_ca = str(self.source.parent / str(raw["tls_ca"]))

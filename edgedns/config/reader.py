@@ -20,6 +20,7 @@ from typing import Any
 from edgedns.dns import names
 from edgedns.dns.presentation import brief, shown
 
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)?")
 _DURATION_UNITS = {None: 1.0, "ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
@@ -134,6 +135,13 @@ class Reader:
         if not isinstance(value, bool):
             raise self.error(path, f"must be true or false, not {shown(value)}")
         return value
+
+    def networks(self, raw: Any, path: str) -> tuple[Network, ...]:
+        """A list of networks (``10.0.0.0/8``, ``fc00::/7``; a bare address is its /32 or /128)."""
+        if not isinstance(raw, list):
+            raise self.error(path, "must be a list of networks like 10.0.0.0/8")
+        return tuple(self.convert(item, f"{path}[{i}]", parse_network)
+                     for i, item in enumerate(raw))
 
 def parse_address(value: Any) -> str:
     """Canonical text of an IPv4 or IPv6 address."""

@@ -7,6 +7,7 @@ values, conflicting zone data. The top level is read here; each section by its o
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,8 @@ from edgedns.pools.pool import PoolSpec
 
 DEFAULT_LISTEN = ("127.0.0.1:5353",)
 TOP_KEYS = ("listen", "tcp", "defaults", "zones", "forward", "cache", "admin", "reload_interval",
-            "query_log", "shutdown_timeout")
+            "query_log", "shutdown_timeout", "debug_allow")
+DEBUG_ALLOW = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
 ADMIN_KEYS = ("listen", "token")
 
 
@@ -64,6 +66,8 @@ class Config:
     """One log line per query (logger ``edgedns.querylog``)."""
     shutdown_timeout: float = 5.0
     """Seconds SIGTERM waits for in-flight queries before exiting anyway."""
+    debug_allow: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = DEBUG_ALLOW
+    """Clients that get ``_edgedns.<pool>`` TXT debug answers."""
     files: tuple[Path, ...] = ()
     """Every file the config was read from: itself, zone files, the DoT CA file."""
 
@@ -123,6 +127,8 @@ class _Parser(ZonesSection, PoolsSection, ForwardSection):
                 given[key] = self.convert(top[key], key, parse_duration)
         if "query_log" in top:
             given["query_log"] = self.boolean(top["query_log"], "query_log")
+        if "debug_allow" in top:
+            given["debug_allow"] = self.networks(top["debug_allow"], "debug_allow")
         return Config(
             self.source, listen, self.tcp(top.get("tcp", {})), zones, tuple(self.pools),
             forward, self.cache(top.get("cache", {}), "cache"), files=tuple(self.files),

@@ -19,8 +19,9 @@ from edgedns.admin.metrics import QueryStats
 from edgedns.authority.answers import Answers, PoolReply
 from edgedns.dns import names, wire
 from edgedns.dns.names import Name
-from edgedns.forward.forwarder import DEFAULT_ALLOW, Forwarder
+from edgedns.forward.forwarder import Forwarder
 from edgedns.pools.pool import PoolSet
+from edgedns.server.ratelimit import TokenBucket
 
 # Plain ints: dnslib's QTYPE/CLASS attribute lookups cost more than the rest of a query.
 _IN = 1
@@ -34,7 +35,8 @@ PACKET_CACHE_SIZE = 50_000
 _FOREVER = float("inf")
 PACKET_CACHE_QUERY = 512
 """Longer queries are not remembered, which bounds the cache's memory (about 50 MB)."""
-_PRIVATE = tuple(ipaddress.ip_network(n) for n in DEFAULT_ALLOW)
+DEBUG_RATE = 20
+"""Debug answers per second, all clients together; beyond it the zone answers as usual."""
 
 query_log = logging.getLogger("edgedns.querylog")
 
@@ -46,11 +48,16 @@ class QueryHandler:
         forwarder: Forwarder | None = None,
         stats: QueryStats | None = None,
         log_queries: bool = False,
+        debug_allow: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = (),
     ) -> None:
         self.answers = answers
         self.forwarder = forwarder
         self.stats = stats if stats is not None else QueryStats()
         self.log_queries = log_queries
+        self.debug_allow = debug_allow
+        self._debug_budget = TokenBucket(DEBUG_RATE, DEBUG_RATE)
+        self._debug_replies: dict[Name, tuple[int, bytes]] = {}
+        """Per pool: (its health generation, the debug TXT reply built for it)."""
         self._packets: tuple[dict, dict] = ({}, {})
         """Per transport, PowerDNS-style: query bytes after the ID → (reply bytes after the
         ID, metric labels, until when it holds, the pool it holds addresses of and that
@@ -178,37 +185,49 @@ class QueryHandler:
 
     def _debug(self, query: wire.Query, tcp: bool, client: str) -> bytes | None:
         """Member states of the pool named after the `_edgedns` label, as TXT records, for
-        clients in the forwarding `allow` list; None (answer normally) otherwise."""
+        clients in `debug_allow`, at most `DEBUG_RATE` a second; None (answer normally)
+        otherwise. The reply is built once per pool health generation."""
         pools: PoolSet = self.answers.pools
         name = names.from_wire(query.qname)[1:]
         pool = pools.pools.get(name)
-        if pool is None or not self._allowed(client):
+        if pool is None or not self._debug_allowed(client):
             return None
-        owner = names.to_label(names.from_wire(query.qname))
-        reply = DNSRecord(DNSHeader(qr=1, aa=1), q=DNSQuestion(owner, QTYPE.TXT))
-        for member in pool.members:
-            target = member.target
-            health = pools.health.get(target) if target is not None else None
-            last = health.last if health is not None else None
-            rtt = f" rtt={last.rtt * 1000:.1f}ms" if last and last.rtt is not None else ""
-            text = (f"{member.address} {'up' if pools.is_up(member) else 'down'} "
-                    f"check={target or 'none'} reason={last.reason if last else 'none'}{rtt}")
-            reply.add_answer(RR(reply.q.qname, QTYPE.TXT, ttl=0, rdata=TXT(text[:255])))
-        message = wire.with_opt(reply.pack(), query.edns)
+        if not self._debug_budget.take(time.monotonic()):
+            return None
+        generation = pools.generation[name]
+        cached = self._debug_replies.get(name)
+        if cached is None or cached[0] != generation:
+            cached = self._debug_replies[name] = (generation, _debug_reply(query.qname, pools,
+                                                                           name))
+        full = cached[1]
+        message = wire.with_opt(full, query.edns)
         if len(message) > wire.limit(query, tcp):
-            message = wire.with_opt(wire.truncated(reply.pack(), query.name_end + 4), query.edns)
+            message = wire.with_opt(wire.truncated(full, query.name_end + 4), query.edns)
         return wire.patch(message, query)
 
-    def _allowed(self, client: str) -> bool:
-        if self.forwarder is not None:
-            return self.forwarder.allows(client)
+    def _debug_allowed(self, client: str) -> bool:
         try:
             address = ipaddress.ip_address(client)
         except ValueError:
             return False
-        return any(address in network for network in _PRIVATE)
+        return any(address in network for network in self.debug_allow)
 
     @staticmethod
     def _error(query: wire.Query, rcode: int) -> bytes:
         reject = wire.Reject(rcode, query.data, query.name_end + 4, query.edns)
         return wire.error_reply(reject)
+
+
+def _debug_reply(qname: bytes, pools: PoolSet, name: Name) -> bytes:
+    """The TXT reply (no OPT, ID 0) listing the members of pool `name` and their state."""
+    owner = names.to_label(names.from_wire(qname))
+    reply = DNSRecord(DNSHeader(qr=1, aa=1), q=DNSQuestion(owner, QTYPE.TXT))
+    for member in pools.pools[name].members:
+        target = member.target
+        health = pools.health.get(target) if target is not None else None
+        last = health.last if health is not None else None
+        rtt = f" rtt={last.rtt * 1000:.1f}ms" if last and last.rtt is not None else ""
+        text = (f"{member.address} {'up' if pools.is_up(member) else 'down'} "
+                f"check={target or 'none'} reason={last.reason if last else 'none'}{rtt}")
+        reply.add_answer(RR(reply.q.qname, QTYPE.TXT, ttl=0, rdata=TXT(text[:255])))
+    return reply.pack()

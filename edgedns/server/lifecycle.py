@@ -63,7 +63,7 @@ def build_handler(
     if config.forward is not None:
         forwarder = Forwarder(config.forward, cache or Cache(config.cache))
     answers = Answers(catalog, pools or PoolSet(config.pools))
-    return QueryHandler(answers, forwarder, stats, config.query_log)
+    return QueryHandler(answers, forwarder, stats, config.query_log, config.debug_allow)
 
 
 @dataclass(slots=True)

@@ -3,6 +3,7 @@ the ``_edgedns.<pool>`` TXT debug answers, which only trusted clients get."""
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import re
 import time
@@ -14,6 +15,7 @@ import dns.rcode
 import dns.rdatatype
 import pytest
 
+from edgedns.server import handler as handler_mod
 from tests.support import EXAMPLE_ZONE as ZONE
 from tests.support import listener_on, wait_until
 
@@ -118,9 +120,8 @@ def test_debug_txt_for_an_unknown_pool_is_the_zones_answer(edgedns_server, check
     assert srv.query("_edgedns.nope.example.lan", "TXT").rcode() == dns.rcode.NXDOMAIN
 
 
-def test_debug_txt_is_not_answered_outside_allow(edgedns_server, check_port):
-    srv = edgedns_server("forward: {upstreams: [127.0.0.1:9], allow: [127.0.0.1/32]}\n"
-                         + ZONE + POOL.format(port=check_port))
+def test_debug_txt_is_not_answered_outside_debug_allow(edgedns_server, check_port):
+    srv = edgedns_server("debug_allow: [127.0.0.1/32]\n" + ZONE + POOL.format(port=check_port))
     wait_until(srv.server.pools.all_probed)
     q = dns.message.make_query("_edgedns.app.example.lan", "TXT", use_edns=False)
     reply = dns.query.udp(q, srv.host, port=srv.port, timeout=2, source="127.0.0.99")
@@ -130,8 +131,31 @@ def test_debug_txt_is_not_answered_outside_allow(edgedns_server, check_port):
     assert len(txt_strings(srv.query("_edgedns.app.example.lan", "TXT"))) == 2
 
 
-def test_debug_txt_without_forward_is_for_private_clients(edgedns_server, check_port):
+def test_debug_txt_is_for_loopback_clients_by_default(edgedns_server, check_port):
     srv = edgedns_server(ZONE + POOL.format(port=check_port))
     q = dns.message.make_query("_edgedns.app.example.lan", "TXT", use_edns=False)
     reply = dns.query.udp(q, srv.host, port=srv.port, timeout=2, source="127.0.0.99")
-    assert len(txt_strings(reply)) == 2  # 127.0.0.0/8 is loopback: trusted
+    assert len(txt_strings(reply)) == 2  # 127.0.0.0/8 is loopback
+    assert srv.server.config.debug_allow == (ipaddress.ip_network("127.0.0.0/8"),
+                                             ipaddress.ip_network("::1/128"))
+
+
+def test_debug_txt_is_rate_limited(edgedns_server, check_port):
+    srv = edgedns_server(ZONE + POOL.format(port=check_port))
+    answered = sum(bool(txt_strings(srv.query("_edgedns.app.example.lan", "TXT")))
+                   for _ in range(handler_mod.DEBUG_RATE * 3))
+    # The burst is DEBUG_RATE; the rest of the burst of queries gets the zone's answer.
+    assert handler_mod.DEBUG_RATE <= answered < handler_mod.DEBUG_RATE * 3
+
+
+def test_debug_txt_is_built_once_per_health_generation(edgedns_server):
+    srv = edgedns_server(ZONE + """\
+    pools:
+      app:
+        check: {type: none}
+        members: [192.0.2.10, 192.0.2.11]
+""")
+    assert len(txt_strings(srv.query("_edgedns.app.example.lan", "TXT"))) == 2
+    built = dict(srv.server.handler._debug_replies)
+    assert len(txt_strings(srv.query("_edgedns.app.example.lan", "TXT"))) == 2
+    assert all(srv.server.handler._debug_replies[k] is v for k, v in built.items())
