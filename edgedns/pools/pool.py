@@ -30,6 +30,10 @@ log = logging.getLogger(__name__)
 
 POLICIES = ("all", "random", "round_robin", "weighted", "failover", "hash")
 WHEN_ALL_DOWN = ("serve_all", "servfail", "nodata", "fallback")
+MAX_ADDRESSES = 1_000
+"""Addresses one answer holds at most (`all` and `failover` without `count`): 1,000 AAAA
+records fit in a TCP reply (about 28 KB); 5,000 would not fit in 64 KB, and a client would
+get an empty truncated reply even over TCP."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,7 +215,7 @@ class PoolSet:
                 return NODATA
             healthy = members  # serve_all: better a maybe-dead address than none
         if pool.policy == "all":
-            return Selection((tuple(m.address for m in healthy)[: pool.count],))
+            return Selection((tuple(m.address for m in healthy)[: _cap(pool.count)],))
         if pool.policy == "failover":
             return self._failover(pool, version, healthy)
         return _rotations(pool, healthy)
@@ -228,7 +232,7 @@ class PoolSet:
             top = serving
         self._serving[key] = top
         chosen = tuple(m.address for m in healthy if m.priority == top)
-        return Selection((chosen[: pool.count],))
+        return Selection((chosen[: _cap(pool.count)],))
 
 
 def _rotations(pool: PoolSpec, healthy: list[Member]) -> Selection:
@@ -251,3 +255,7 @@ def _rotations(pool: PoolSpec, healthy: list[Member]) -> Selection:
             cumulative.append(total)
         weights = tuple(cumulative)
     return Selection(variants, pool.policy, weights)
+
+
+def _cap(count: int | None) -> int:
+    return MAX_ADDRESSES if count is None else min(count, MAX_ADDRESSES)

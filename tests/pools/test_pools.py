@@ -10,6 +10,7 @@ import pytest
 
 from edgedns.authority.answers import Picker
 from edgedns.dns import names
+from edgedns.pools import pool as pool_mod
 from edgedns.pools.health.checks import CheckSpec, ProbeResult, Target
 from edgedns.pools.pool import NODATA, SERVFAIL, Health, Member, PoolSet, PoolSpec, Selection
 
@@ -533,3 +534,9 @@ def test_hash_brings_back_exactly_the_clients_of_a_member_that_returns() -> None
     set_up(pools, "127.0.0.2", True)
     after = {client: entry_for(pools).pick(client) for client in CLIENTS}
     assert after == before
+
+
+def test_an_all_answer_holds_at_most_max_addresses() -> None:
+    members = [f"10.0.{i >> 8}.{i & 255}" for i in range(5_000)]
+    pools = PoolSet([pool(*members, policy="all")])
+    assert len(addresses(pools.selection(WEB, 4))) == pool_mod.MAX_ADDRESSES

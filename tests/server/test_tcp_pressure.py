@@ -9,6 +9,7 @@ import socket
 import struct
 import time
 
+import dns.flags
 import dns.message
 import pytest
 
@@ -139,3 +140,15 @@ def test_with_the_table_full_of_slow_clients_a_new_client_is_still_answered(
     finally:
         for sock in slow:
             sock.close()
+
+
+def test_a_pool_of_5000_members_answers_addresses_over_tcp(edgedns_server) -> None:
+    members = ", ".join(f"10.0.{i >> 8}.{i & 255}" for i in range(5_000))
+    srv = edgedns_server(ZONE + f"""\
+    pools:
+      many: {{check: {{type: none}}, members: [{members}]}}
+""")
+    udp = srv.query("many.example.lan", "A")
+    tcp = srv.query("many.example.lan", "A", tcp=True)
+    assert udp.flags & dns.flags.TC  # a thousand addresses do not fit in 512 bytes
+    assert sum(len(rrset) for rrset in tcp.answer) == 1_000
