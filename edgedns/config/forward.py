@@ -9,6 +9,7 @@ from edgedns.config.reader import (
     Reader,
     parse_duration,
     parse_endpoint,
+    parse_size,
     positive_duration,
 )
 from edgedns.dns import names
@@ -20,7 +21,7 @@ from edgedns.forward.forwarder import POLICIES as FORWARD_POLICIES
 FORWARD_KEYS = ("upstreams", "policy", "timeout", "max_fails", "health_check", "max_inflight",
                 "allow", "zones", "tls_ca")
 ROUTE_KEYS = ("upstreams", "policy", "timeout")
-CACHE_KEYS = ("size", "min_ttl", "max_ttl", "serve_stale")
+CACHE_KEYS = ("size", "max_bytes", "min_ttl", "max_ttl", "serve_stale")
 
 
 class ForwardSection(Reader):
@@ -91,7 +92,10 @@ class ForwardSection(Reader):
             seconds[key] = int(self.convert(value, f"{path}.{key}", parse_duration))
         if seconds["min_ttl"] > seconds["max_ttl"]:
             raise self.error(f"{path}.min_ttl", "is above max_ttl")
-        return CacheSettings(size, **seconds)
+        max_bytes = self.convert(raw.get("max_bytes", base.max_bytes), f"{path}.max_bytes",
+                                 parse_size)
+        return CacheSettings(size, max_bytes, **seconds)
+
 
 def _upstream(value: Any) -> Upstream:
     """``192.0.2.53``, ``198.51.100.53:5353``, ``[2001:db8::1]:53``, or DNS over TLS as

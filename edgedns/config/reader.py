@@ -65,6 +65,20 @@ def parse_duration(value: Any) -> float:
     return seconds
 
 
+_SIZE = re.compile(r"(\d+)\s*(KiB|MiB|GiB)?")
+_SIZE_UNITS = {None: 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30}
+
+
+def parse_size(value: Any) -> int:
+    """Bytes from ``32MiB``, ``512KiB``, ``1GiB`` or a plain number of bytes."""
+    if isinstance(value, bool):
+        raise ValueError(f"{shown(value)} is not a size")
+    match = _SIZE.fullmatch(str(value).strip())
+    if not match:
+        raise ValueError(f"{shown(value)} is not a size (bytes, or with KiB, MiB or GiB)")
+    return int(match.group(1)) * _SIZE_UNITS[match.group(2)]
+
+
 def parse_endpoint(text: str, default_port: int = 53) -> Endpoint:
     """``127.0.0.1:5353``, ``[::1]:53``, or a bare address (port `default_port`)."""
     text = str(text).strip()

@@ -17,7 +17,13 @@ from edgedns.authority.zone import Zone
 from edgedns.config import yaml as yaml_file
 from edgedns.config.forward import ForwardSection
 from edgedns.config.pools import PoolsSection
-from edgedns.config.reader import ConfigError, Endpoint, parse_duration, parse_endpoint
+from edgedns.config.reader import (
+    ConfigError,
+    Endpoint,
+    parse_duration,
+    parse_endpoint,
+    parse_size,
+)
 from edgedns.config.zones import ZonesSection
 from edgedns.forward.cache import CacheSettings
 from edgedns.forward.forwarder import ForwardSettings
@@ -26,7 +32,7 @@ from edgedns.pools.pool import PoolSpec
 
 DEFAULT_LISTEN = ("127.0.0.1:5353",)
 TOP_KEYS = ("listen", "tcp", "defaults", "zones", "forward", "cache", "admin", "reload_interval",
-            "query_log", "shutdown_timeout", "debug_allow")
+            "query_log", "shutdown_timeout", "debug_allow", "packet_cache")
 DEBUG_ALLOW = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
 ADMIN_KEYS = ("listen", "token")
 
@@ -68,6 +74,8 @@ class Config:
     """Seconds SIGTERM waits for in-flight queries before exiting anyway."""
     debug_allow: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = DEBUG_ALLOW
     """Clients that get ``_edgedns.<pool>`` TXT debug answers."""
+    packet_cache_bytes: int = 32 << 20
+    """What the packet cache (replies by exact query bytes) may hold."""
     files: tuple[Path, ...] = ()
     """Every file the config was read from: itself, zone files, the DoT CA file."""
 
@@ -129,6 +137,11 @@ class _Parser(ZonesSection, PoolsSection, ForwardSection):
             given["query_log"] = self.boolean(top["query_log"], "query_log")
         if "debug_allow" in top:
             given["debug_allow"] = self.networks(top["debug_allow"], "debug_allow")
+        if "packet_cache" in top:
+            raw_cache = self.mapping(top["packet_cache"], "packet_cache", ("max_bytes",))
+            if "max_bytes" in raw_cache:
+                given["packet_cache_bytes"] = self.convert(
+                    raw_cache["max_bytes"], "packet_cache.max_bytes", parse_size)
         return Config(
             self.source, listen, self.tcp(top.get("tcp", {})), zones, tuple(self.pools),
             forward, self.cache(top.get("cache", {}), "cache"), files=tuple(self.files),

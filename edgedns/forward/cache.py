@@ -27,6 +27,9 @@ Key = tuple[bytes, int, bool, bool]
 class CacheSettings:
     size: int = 10_000
     """Entries kept at most; the least recently used go first."""
+    max_bytes: int = 64 << 20
+    """Bytes the cached answers may take (see `Cache.charge`); the least recently used go
+    first."""
     min_ttl: int = 0
     """Seconds an answer is kept at least, whatever its TTLs say."""
     max_ttl: int = 86_400
@@ -77,6 +80,7 @@ class Cache:
         self.settings = settings
         self.clock = clock
         self._entries: OrderedDict[Key, _Entry] = OrderedDict()
+        self.bytes = 0
         self.hits = 0
         self.misses = 0
         self.stale_served = 0
@@ -122,7 +126,23 @@ class Cache:
         lifetime = min(max(ttl, self.settings.min_ttl), self.settings.max_ttl)
         if lifetime <= 0 and not self.settings.serve_stale:
             return
-        self._entries[key] = _Entry(reply, lifetime, self.clock(), self.settings)
-        self._entries.move_to_end(key)
-        while len(self._entries) > self.settings.size:
-            self._entries.popitem(last=False)
+        old = self._entries.pop(key, None)
+        if old is not None:
+            self.bytes -= charge(key, old)
+        entry = self._entries[key] = _Entry(reply, lifetime, self.clock(), self.settings)
+        self.bytes += charge(key, entry)
+        while self._entries and (len(self._entries) > self.settings.size
+                                 or self.bytes > self.settings.max_bytes):
+            evicted_key, evicted = self._entries.popitem(last=False)
+            self.bytes -= charge(evicted_key, evicted)
+
+
+ENTRY_OVERHEAD = 600
+"""Bytes of Python objects around one cached answer (key, entry, tuples of offsets and TTLs,
+the ordered dict's slot and link)."""
+
+
+def charge(key: Key, entry: _Entry) -> int:
+    """What one cached answer counts against `max_bytes`: its body twice (as stored and as
+    last served, with TTLs counted down), its name, its offsets and a fixed overhead."""
+    return 2 * len(entry.body) + len(key[0]) + 16 * len(entry.ttl_offsets) + ENTRY_OVERHEAD

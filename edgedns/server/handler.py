@@ -21,6 +21,7 @@ from edgedns.dns import names, wire
 from edgedns.dns.names import Name
 from edgedns.forward.forwarder import Forwarder
 from edgedns.pools.pool import PoolSet
+from edgedns.server.packets import PacketCache
 from edgedns.server.ratelimit import TokenBucket
 
 # Plain ints: dnslib's QTYPE/CLASS attribute lookups cost more than the rest of a query.
@@ -30,11 +31,7 @@ _IXFR, _AXFR = 251, 252
 DEBUG_LABEL = b"\x08_edgedns"
 """TXT queries for ``_edgedns.<pool name>`` answer the pool's member states (to `allow`)."""
 FORWARDED = "forward"
-PACKET_CACHE_SIZE = 50_000
-"""Replies remembered by exact query bytes, per transport; all are forgotten when full."""
 _FOREVER = float("inf")
-PACKET_CACHE_QUERY = 512
-"""Longer queries are not remembered, which bounds the cache's memory (about 50 MB)."""
 DEBUG_RATE = 20
 """Debug answers per second, all clients together; beyond it the zone answers as usual."""
 
@@ -49,6 +46,7 @@ class QueryHandler:
         stats: QueryStats | None = None,
         log_queries: bool = False,
         debug_allow: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = (),
+        packet_cache_bytes: int = 32 << 20,
     ) -> None:
         self.answers = answers
         self.forwarder = forwarder
@@ -58,7 +56,7 @@ class QueryHandler:
         self._debug_budget = TokenBucket(DEBUG_RATE, DEBUG_RATE)
         self._debug_replies: dict[Name, tuple[int, bytes]] = {}
         """Per pool: (its health generation, the debug TXT reply built for it)."""
-        self._packets: tuple[dict, dict] = ({}, {})
+        self._packets = (PacketCache(packet_cache_bytes // 2), PacketCache(packet_cache_bytes // 2))
         """Per transport, PowerDNS-style: query bytes after the ID → (reply bytes after the
         ID, metric labels, until when it holds, the pool it holds addresses of and that
         pool's generation), for replies that depend on nothing but those bytes."""
@@ -95,12 +93,10 @@ class QueryHandler:
         reply, zone, holds_for, pool, generation = self._answer(query, tcp, client)
         if reply.__class__ is bytes:
             self._done(query, reply, zone, tcp, client, start)
-            if holds_for and not self.log_queries and len(data) <= PACKET_CACHE_QUERY:
-                if len(packets) >= PACKET_CACHE_SIZE:
-                    packets.clear()
+            if holds_for and not self.log_queries:
                 until = _FOREVER if holds_for == _FOREVER else time.monotonic() + holds_for
                 labels = (zone, query.qtype, reply[3] & 0x0F, tcp)
-                packets[data[2:]] = (reply[2:], labels, until, pool, generation)
+                packets.put(data[2:], (reply[2:], labels, until, pool, generation))
         else:
             reply.add_done_callback(
                 lambda done: self._forwarded(done, query, zone, tcp, client, start))

@@ -63,7 +63,8 @@ def build_handler(
     if config.forward is not None:
         forwarder = Forwarder(config.forward, cache or Cache(config.cache))
     answers = Answers(catalog, pools or PoolSet(config.pools))
-    return QueryHandler(answers, forwarder, stats, config.query_log, config.debug_allow)
+    return QueryHandler(answers, forwarder, stats, config.query_log, config.debug_allow,
+                        config.packet_cache_bytes)
 
 
 @dataclass(slots=True)

@@ -63,8 +63,23 @@ def test_forward_defaults(config):
 
 
 def test_cache_defaults():
-    assert CacheSettings() == CacheSettings(size=10_000, min_ttl=0, max_ttl=86_400,
-                                            serve_stale=3_600)
+    assert CacheSettings() == CacheSettings(size=10_000, max_bytes=64 << 20, min_ttl=0,
+                                            max_ttl=86_400, serve_stale=3_600)
+
+
+@pytest.mark.parametrize(("written", "size"), [("64MiB", 64 << 20), ("512KiB", 512 << 10),
+                                                ("1GiB", 1 << 30), ("4096", 4096),
+                                                ("2 MiB", 2 << 20)])
+def test_cache_and_packet_cache_sizes_take_units(config, written: str, size: int):
+    cfg = config(f"cache: {{max_bytes: {written}}}\npacket_cache: {{max_bytes: {written}}}\n")
+    assert (cfg.cache.max_bytes, cfg.packet_cache_bytes) == (size, size)
+
+
+@pytest.mark.parametrize("written", ["64MB", "lots", "-1", "true", "1.5MiB"])
+def test_a_bad_size_is_rejected_at_its_key(error, written: str):
+    exc = error(f"packet_cache: {{max_bytes: {written}}}\n")
+    assert exc.path == "packet_cache.max_bytes"
+    assert "is not a size" in exc.message
 
 
 def test_every_forward_key_is_read(config, tmp_path):

@@ -276,6 +276,18 @@ def test_size_bound_evicts_the_least_recently_used_entry(clock):
     assert cache.get(key(a)) is not None and cache.get(key(c)) is not None
 
 
+def test_byte_bound_evicts_the_least_recently_used_answers(clock):
+    cache = make_cache(clock, max_bytes=20_000)
+    big = f'"{"x" * 250}"'  # about 400 bytes an answer, charged with its overhead
+    names = [f"n{i}.example.test." for i in range(100)]
+    for name in names:
+        cache.put(key(name, "TXT"), upstream_reply(name, "TXT", answer=[(name, 300, "TXT", big)]))
+        assert cache.bytes <= 20_000
+    assert 0 < len(cache) < 100
+    assert cache.get(key(names[-1], "TXT")) is not None  # the newest stays
+    assert cache.get(key(names[0], "TXT")) is None  # the oldest went first
+
+
 def test_storing_a_key_again_replaces_it_without_evicting_others(clock):
     cache = make_cache(clock, size=2)
     name, other = "www.example.test.", "other.example.test."

@@ -13,7 +13,7 @@ import dns.rcode
 from edgedns import config as config_mod
 from edgedns.pools.health.checks import ProbeResult
 from edgedns.pools.pool import PoolSet
-from edgedns.server import handler as handler_mod
+from edgedns.server import packets
 from edgedns.server.lifecycle import build_handler
 
 CONFIG = """
@@ -70,15 +70,30 @@ def test_replies_that_vary_per_query_are_never_remembered(tmp_path) -> None:
     handler, _ = make(tmp_path)
     seen = {addresses(ask(handler, "spread.site.lan", qid))[0] for qid in range(4)}
     assert seen == {"192.0.2.20", "192.0.2.21"}
-    assert handler._packets[False] == {}
+    assert len(handler._packets[False]) == 0
 
 
-def test_the_cache_is_bounded(tmp_path, monkeypatch) -> None:
-    monkeypatch.setattr(handler_mod, "PACKET_CACHE_SIZE", 3)
-    handler, _ = make(tmp_path)
-    for i in range(10):
+def test_the_cache_is_bounded_in_bytes_and_keeps_what_is_used(tmp_path) -> None:
+    handler, _ = make(tmp_path, CONFIG + "packet_cache: {max_bytes: 8KiB}\n")
+    cache = handler._packets[False]  # each transport gets half
+    for i in range(200):
         ask(handler, f"n{i}.site.lan")
-        assert len(handler._packets[False]) <= 3
+        ask(handler, "www.site.lan")  # asked again and again: never the one evicted
+        assert cache.bytes <= 4 * 1024
+    assert 0 < len(cache) < 200
+    assert cache.get(make_key("www.site.lan")) is not None
+
+
+def make_key(name: str) -> bytes:
+    query = dns.message.make_query(name, "A", use_edns=0)
+    return query.to_wire()[2:]
+
+
+def test_long_queries_are_not_remembered() -> None:
+    cache = packets.PacketCache(1 << 20)
+    cache.put(bytes(packets.MAX_QUERY + 1), (b"reply",))
+    cache.put(bytes(packets.MAX_QUERY), (b"reply",))
+    assert len(cache) == 1
 
 
 def _send_from(source: str, srv, wire_query: bytes) -> dns.message.Message:
