@@ -6,6 +6,7 @@ Needs Python 3.10+ and Debian's nsd; only the standard library here (edgedns run
 
     python3 bench/hostile.py nonreaders [--connections 256] [--queries 500]
     python3 bench/hostile.py slowloris  [--connections 256] [--seconds 10]
+    python3 bench/hostile.py caches     [--names 100000]
 
 NSD, then edgedns, serve a zone whose `big` name holds about 8 KB of TXT. Attack connections
 come 8 per source address from 127.0.0.1 upwards (so edgedns's per-address cap of 32 is not
@@ -20,6 +21,13 @@ slowloris: --connections connections each send one byte of a query every 0.5 s a
 finish it, for --seconds. Meanwhile legitimate clients (from 127.0.2.x) ask `www A` over TCP,
 one after another, each given 1 s, and over UDP. The promise: at least 99 % of the
 legitimate TCP queries answered within 1 s, and UDP unaffected.
+
+caches (edgedns only; NSD is its upstream): edgedns forwards `far.test` to NSD, where every
+name under `big.far.test` has an 8 KB TXT answer, and serves `big.hostile.lan` itself (8 KB
+too). dnsperf asks over TCP --names distinct forwarded names, each twice (without and with
+the DO bit, two cache entries), then asks 2,000 authoritative questions in 8 variants (an
+EDNS option with 8 values: 8 distinct query bytes, so 8 packet cache entries each). The promise: edgedns's RSS grows by less than the
+default byte bounds of both caches plus 64 MB (32 + 64 + 64 = 160 MiB).
 """
 
 from __future__ import annotations
@@ -149,6 +157,57 @@ def slowloris(port: int, args: argparse.Namespace) -> dict:
             "udp_answered": udp_ok, "udp_sent": udp_sent}
 
 
+def caches(args: argparse.Namespace, work: Path, zone: Path) -> dict:
+    """Fill edgedns's answer and packet caches with 8 KB answers; its RSS before and after."""
+    far = work / "far.zone"
+    strings = " ".join(f'"{chr(97 + i % 26) * 250}"' for i in range(32))
+    far.write_text("$ORIGIN far.test.\n$TTL 3600\n@ SOA ns1 hostmaster 1 3600 600 86400 3600\n"
+                   f"@ NS ns1\nns1 A 192.0.2.53\n*.big TXT {strings}\n")
+    upstream_port = common.free_port()
+    nsd = common.start_nsd({"far.test": far}, upstream_port, work)
+    common.wait_answer(nsd, upstream_port, "ns1.far.test")
+    config = work / "caches.yaml"
+    config.write_text(f"admin: false\nforward: {{upstreams: ['127.0.0.1:{upstream_port}']}}\n"
+                      f"zones:\n  {APEX}:\n    file: {zone}\n")
+    port = common.free_port()
+    edgedns = common.Proc("edgedns", [args.python, "-m", "edgedns", "serve", "-c", str(config),
+                                      "--listen", f"127.0.0.1:{port}", "--log-level",
+                                      "warning"], work / "edgedns-caches.log")
+    try:
+        common.wait_answer(edgedns, port, f"www.{APEX}")
+        time.sleep(0.5)
+        before = session_rss_kib(edgedns.pid)
+        forwarded = work / "forwarded.txt"
+        with forwarded.open("w") as out:
+            for i in range(args.names):
+                out.write(f"n{i}.big.far.test TXT\n")
+        dnssec = work / "forwarded-do.txt"
+        dnssec.write_text(forwarded.read_text())
+        local = work / "local.txt"
+        local.write_text("".join(f"big.{APEX} TXT\nwww.{APEX} A\n" for _ in range(1000)))
+        results = {}
+        for label, queries, extra in (("forwarded", forwarded, []),
+                                      ("forwarded+DO", dnssec, ["-D"])):
+            argv = common.dnsperf_argv(port, queries, clients=8, outstanding=200,
+                                       timeout=5.0, passes=1) + ["-m", "tcp", *extra]
+            perf = common.run_dnsperf(argv, work / f"dnsperf-{len(results)}.log", None,
+                                      args.limit, [edgedns])
+            results[label] = {"completed": perf.completed, "lost": perf.lost}
+            common.log(f"edgedns caches: {label}: {perf.completed} answered, {perf.lost} lost")
+        for size in (512, 600, 800, 1000, 1232, 1500, 4096, 65535):
+            argv = common.dnsperf_argv(port, local, clients=8, outstanding=100, timeout=5.0,
+                                       passes=1) + ["-m", "tcp", "-e", "-E", f"65001:{size:04x}"]
+            common.run_dnsperf(argv, work / f"dnsperf-local-{size}.log", None, args.limit,
+                               [edgedns])
+        time.sleep(1.0)
+        after = session_rss_kib(edgedns.pid)
+    finally:
+        edgedns.stop()
+        nsd.stop()
+    return {"rss_before_kib": before, "rss_during_kib": after,
+            "growth_mib": (after - before) / 1024, "runs": results}
+
+
 def measure(name: str, proc: common.Proc, port: int, args: argparse.Namespace) -> dict:
     common.wait_answer(proc, port, f"www.{APEX}")
     time.sleep(0.5)
@@ -179,6 +238,18 @@ def run(args: argparse.Namespace) -> int:
         work = Path(tmp)
         zone = work / "hostile.zone"
         write_zone(zone)
+        if args.mode == "caches":
+            result = results["edgedns"] = caches(args, work, zone)
+            print(f"\n== hostile caches: {args.names} forwarded names x 2 (DO), 8 KB answers, "
+                  f"and authoritative 8 KB replies in 8 query variants; edgedns "
+                  f"{results['info']['edgedns']}")
+            print(f"edgedns RSS {result['rss_before_kib'] / 1024:.0f} -> "
+                  f"{result['rss_during_kib'] / 1024:.0f} MiB, growth "
+                  f"{result['growth_mib']:.1f} MiB; runs {result['runs']}")
+            print(f"promise: growth under 160 MiB: "
+                  f"{'holds' if result['growth_mib'] < 160 else 'FAILS'}")
+            common.write_json(args.json, results)
+            return 0
         port = common.free_port()
         nsd = common.start_nsd({APEX: zone}, port, work)
         try:
@@ -228,7 +299,11 @@ def run(args: argparse.Namespace) -> int:
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("mode", choices=("nonreaders", "slowloris"))
+    parser.add_argument("mode", choices=("nonreaders", "slowloris", "caches"))
+    parser.add_argument("--names", type=int, default=100_000,
+                        help="caches: distinct forwarded names (100,000)")
+    parser.add_argument("--limit", type=float, default=600.0,
+                        help="caches: seconds one dnsperf run may take (600)")
     parser.add_argument("--connections", type=int, default=256)
     parser.add_argument("--seconds", type=float, default=10.0,
                         help="slowloris: how long the attack and the legitimate queries last")
