@@ -151,7 +151,8 @@ class TcpConnections:
         return True
 
     def _evict_idlest(self, now: float) -> bool:
-        unanswered = [p for p in self.open if not p.answered]
+        # Never answered and not waiting on an upstream either: a slowloris, most likely.
+        unanswered = [p for p in self.open if not p.answered and not p.forwarded]
         idlest = min(unanswered or self.open, key=lambda p: p.last_active)
         if not unanswered and now - idlest.last_active < EVICT_IDLE:
             return False
