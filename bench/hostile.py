@@ -26,8 +26,9 @@ caches (edgedns only; NSD is its upstream): edgedns forwards `far.test` to NSD, 
 name under `big.far.test` has an 8 KB TXT answer, and serves `big.hostile.lan` itself (8 KB
 too). dnsperf asks over TCP --names distinct forwarded names, each twice (without and with
 the DO bit, two cache entries), then asks 2,000 authoritative questions in 8 variants (an
-EDNS option with 8 values: 8 distinct query bytes, so 8 packet cache entries each). The promise: edgedns's RSS grows by less than the
-default byte bounds of both caches plus 64 MB (32 + 64 + 64 = 160 MiB).
+EDNS option with 8 values: 8 distinct query bytes, so 8 packet cache entries each). The
+promise: edgedns's RSS grows by less than the default byte bounds of both caches plus 64 MB
+(32 + 64 + 64 = 160 MiB).
 """
 
 from __future__ import annotations
