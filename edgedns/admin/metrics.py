@@ -80,6 +80,18 @@ class ServerCollector:
             latency.add_metric((TRANSPORTS[tcp],), cumulative, stats.latency_sum[tcp])
         yield latency
 
+        rrl = server.handler.rate_limit
+        if rrl is not None:
+            for metric, help_text, value in (
+                ("edgedns_rrl_dropped", "UDP replies dropped by response-rate limiting",
+                 rrl.dropped),
+                ("edgedns_rrl_slipped", "UDP replies sent truncated by response-rate limiting",
+                 rrl.slipped),
+            ):
+                family = CounterMetricFamily(metric, help_text)
+                family.add_metric((), value)
+                yield family
+
         yield from self._pools()
         yield from self._forwarding()
 

@@ -29,10 +29,12 @@ from edgedns.forward.cache import CacheSettings
 from edgedns.forward.forwarder import ForwardSettings
 from edgedns.pools.health.checks import CheckSpec
 from edgedns.pools.pool import PoolSpec
+from edgedns.server.ratelimit import RateLimitSettings
 
 DEFAULT_LISTEN = ("127.0.0.1:5353",)
 TOP_KEYS = ("listen", "tcp", "defaults", "zones", "forward", "cache", "admin", "reload_interval",
-            "query_log", "shutdown_timeout", "debug_allow", "packet_cache")
+            "query_log", "shutdown_timeout", "debug_allow", "packet_cache", "rate_limit")
+RATE_LIMIT_KEYS = ("responses_per_second", "slip", "ipv4_prefix", "ipv6_prefix", "exempt")
 DEBUG_ALLOW = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
 ADMIN_KEYS = ("listen", "token")
 
@@ -76,6 +78,8 @@ class Config:
     """Clients that get ``_edgedns.<pool>`` TXT debug answers."""
     packet_cache_bytes: int = 32 << 20
     """What the packet cache (replies by exact query bytes) may hold."""
+    rate_limit: RateLimitSettings | None = RateLimitSettings()
+    """Response-rate limiting of UDP replies; None: off."""
     files: tuple[Path, ...] = ()
     """Every file the config was read from: itself, zone files, the DoT CA file."""
 
@@ -137,6 +141,8 @@ class _Parser(ZonesSection, PoolsSection, ForwardSection):
             given["query_log"] = self.boolean(top["query_log"], "query_log")
         if "debug_allow" in top:
             given["debug_allow"] = self.networks(top["debug_allow"], "debug_allow")
+        if "rate_limit" in top:
+            given["rate_limit"] = self.rate_limit(top["rate_limit"], "rate_limit")
         if "packet_cache" in top:
             raw_cache = self.mapping(top["packet_cache"], "packet_cache", ("max_bytes",))
             if "max_bytes" in raw_cache:
@@ -164,6 +170,20 @@ class _Parser(ZonesSection, PoolsSection, ForwardSection):
             if len(token) < 16:
                 raise self.error(f"{path}.token", "must be at least 16 characters")
         return AdminSettings(listen, token)
+
+    def rate_limit(self, raw: Any, path: str) -> RateLimitSettings | None:
+        if raw is False:
+            return None
+        raw = self.mapping(raw, path, RATE_LIMIT_KEYS)
+        base = RateLimitSettings()
+        fields: dict[str, Any] = {}
+        for key, low, high in (("responses_per_second", 1, None), ("slip", 0, None),
+                               ("ipv4_prefix", 8, 32), ("ipv6_prefix", 16, 128)):
+            fields[key] = self.whole(raw.get(key, getattr(base, key)), f"{path}.{key}", low,
+                                     high)
+        if "exempt" in raw:
+            fields["exempt"] = self.networks(raw["exempt"], f"{path}.exempt")
+        return RateLimitSettings(**fields)
 
     def tcp(self, raw: Any) -> TcpSettings:
         raw = self.mapping(raw, "tcp", ("idle_timeout", "max_connections", "max_per_client"))

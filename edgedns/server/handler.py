@@ -22,7 +22,7 @@ from edgedns.dns.names import Name
 from edgedns.forward.forwarder import Forwarder
 from edgedns.pools.pool import PoolSet
 from edgedns.server.packets import PacketCache
-from edgedns.server.ratelimit import TokenBucket
+from edgedns.server.ratelimit import RateLimitSettings, ResponseRateLimit, TokenBucket
 
 # Plain ints: dnslib's QTYPE/CLASS attribute lookups cost more than the rest of a query.
 _IN = 1
@@ -47,6 +47,7 @@ class QueryHandler:
         log_queries: bool = False,
         debug_allow: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = (),
         packet_cache_bytes: int = 32 << 20,
+        rate_limit: RateLimitSettings | None = None,
     ) -> None:
         self.answers = answers
         self.forwarder = forwarder
@@ -59,7 +60,10 @@ class QueryHandler:
         self._packets = (PacketCache(packet_cache_bytes // 2), PacketCache(packet_cache_bytes // 2))
         """Per transport, PowerDNS-style: query bytes after the ID → (reply bytes after the
         ID, metric labels, until when it holds, the pool it holds addresses of and that
-        pool's generation), for replies that depend on nothing but those bytes."""
+        pool's generation, the rate-limit name, where the question ends), for replies that
+        depend on nothing but those bytes."""
+        self.rate_limit = ResponseRateLimit(rate_limit) if rate_limit is not None else None
+        """Response-rate limiting of UDP replies; None: off."""
 
     def respond(
         self, data: bytes, tcp: bool, client: str
@@ -70,18 +74,22 @@ class QueryHandler:
         packets = self._packets[tcp]
         hit = packets.get(data[2:])
         if hit is not None:
-            tail, labels, until, pool, generation = hit
+            tail, labels, until, pool, generation, limit_name, question_end = hit
             # Forwarded replies hold while their TTLs stand still, and only for clients
             # the forwarding ACL lets in; authoritative ones while their pool's health holds.
             if until == _FOREVER:
                 if pool is None or self.answers.pools.generation[pool] == generation:
                     self.stats.count(*labels, time.perf_counter() - start)
-                    return data[:2] + tail
+                    if tcp or self.rate_limit is None:
+                        return data[:2] + tail
+                    return self._limited(data[:2] + tail, client, limit_name, question_end)
             forwarder = self.forwarder
             if time.monotonic() < until and forwarder is not None and forwarder.allows(client):
                 forwarder.cache.hits += 1
                 self.stats.count(*labels, time.perf_counter() - start)
-                return data[:2] + tail
+                if tcp or self.rate_limit is None:
+                    return data[:2] + tail
+                return self._limited(data[:2] + tail, client, limit_name, question_end)
         try:
             query = wire.parse_query(data)
         except wire.Drop:
@@ -89,18 +97,31 @@ class QueryHandler:
         except wire.Reject as reject:
             reply = wire.error_reply(reject)
             self._done(None, reply, "", tcp, client, start)
-            return reply
+            if tcp or self.rate_limit is None:
+                return reply
+            return self._limited(reply, client, b"", reject.question_end)
         reply, zone, holds_for, pool, generation = self._answer(query, tcp, client)
         if reply.__class__ is bytes:
             self._done(query, reply, zone, tcp, client, start)
+            # NXDOMAIN replies are limited per zone, so random names share one bucket.
+            limit_name = zone.encode() if reply[3] & 0x0F == wire.NXDOMAIN else query.qname
+            question_end = query.name_end + 4
             if holds_for and not self.log_queries:
                 until = _FOREVER if holds_for == _FOREVER else time.monotonic() + holds_for
                 labels = (zone, query.qtype, reply[3] & 0x0F, tcp)
-                packets.put(data[2:], (reply[2:], labels, until, pool, generation))
+                packets.put(data[2:], (reply[2:], labels, until, pool, generation, limit_name,
+                                       question_end))
+            if not tcp and self.rate_limit is not None:
+                return self._limited(reply, client, limit_name, question_end)
         else:
             reply.add_done_callback(
                 lambda done: self._forwarded(done, query, zone, tcp, client, start))
         return reply
+
+    def _limited(self, reply: bytes, client: str, name: bytes, question_end: int
+                 ) -> bytes | None:
+        assert self.rate_limit is not None
+        return self.rate_limit.limit(client, reply, name, question_end, time.monotonic())
 
     def _forwarded(self, done: asyncio.Future[bytes], query: wire.Query, zone: str, tcp: bool,
                    client: str, start: float) -> None:

@@ -64,7 +64,7 @@ def build_handler(
         forwarder = Forwarder(config.forward, cache or Cache(config.cache))
     answers = Answers(catalog, pools or PoolSet(config.pools))
     return QueryHandler(answers, forwarder, stats, config.query_log, config.debug_allow,
-                        config.packet_cache_bytes)
+                        config.packet_cache_bytes, config.rate_limit)
 
 
 @dataclass(slots=True)
