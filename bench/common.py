@@ -223,12 +223,16 @@ remote-control:
 """
 
 
-def start_nsd(zones: dict[str, Path], port: int, workdir: Path, cpu: int | None = None) -> Proc:
+def start_nsd(zones: dict[str, Path], port: int, workdir: Path, cpu: int | None = None,
+              rrl: bool = False) -> Proc:
     """NSD in the foreground serving `zones` (apex → master file) on 127.0.0.1:`port`: one
-    server process, RRL off, no database, its files in a fresh directory under `workdir`."""
+    server process, RRL off unless `rrl` (then NSD's defaults), no database, its files in a
+    fresh directory under `workdir`."""
     nsd_dir = workdir / f"nsd-{port}"
     (nsd_dir / "xfr").mkdir(parents=True)
     conf = NSD_CONF.format(port=port, dir=nsd_dir)
+    if rrl:
+        conf = conf.replace("    rrl-ratelimit: 0\n", "")
     for apex, path in zones.items():
         shutil.copy(path, nsd_dir / f"{apex}.zone")
         conf += f"zone:\n    name: {apex}\n    zonefile: {apex}.zone\n"

@@ -7,6 +7,7 @@ Needs Python 3.10+ and Debian's nsd; only the standard library here (edgedns run
     python3 bench/hostile.py nonreaders [--connections 256] [--queries 500]
     python3 bench/hostile.py slowloris  [--connections 256] [--seconds 10]
     python3 bench/hostile.py caches     [--names 100000]
+    python3 bench/hostile.py amplify    [--rate 1000] [--seconds 5]
 
 NSD, then edgedns, serve a zone whose `big` name holds about 8 KB of TXT. Attack connections
 come 8 per source address from 127.0.0.1 upwards (so edgedns's per-address cap of 32 is not
@@ -29,6 +30,14 @@ the DO bit, two cache entries), then asks 2,000 authoritative questions in 8 var
 EDNS option with 8 values: 8 distinct query bytes, so 8 packet cache entries each). The
 promise: edgedns's RSS grows by less than the default byte bounds of both caches plus 64 MB
 (32 + 64 + 64 = 160 MiB).
+
+amplify: the reflection attack response-rate limiting is for. One spoofable query, `mid TXT`
+with EDNS (a reply of about 1.1 KB), is sent --rate times a second for --seconds from one
+address, 127.0.3.1, to NSD with its default RRL and to edgedns with its default `rate_limit`
+(but loopback not exempt, as every source is loopback here). The client counts the bytes it
+sent and received: bytes out / bytes in is the amplification a victim would see. Meanwhile a
+legitimate client from another prefix (127.0.4.1) asks 20 queries a second, all of which must
+be answered. The promise: at most 3 x.
 """
 
 from __future__ import annotations
@@ -51,8 +60,10 @@ PER_ADDRESS = 8
 
 def write_zone(path: Path) -> None:
     strings = " ".join(f'"{chr(97 + i % 26) * 250}"' for i in range(32))
+    mid = " ".join(f'"{chr(97 + i % 26) * 250}"' for i in range(4))
     path.write_text(f"$ORIGIN {APEX}.\n$TTL 300\n@ SOA ns1 hostmaster 1 3600 600 86400 30\n"
-                    f"@ NS ns1\nns1 A 192.0.2.53\nwww A 192.0.2.1\nbig TXT {strings}\n")
+                    f"@ NS ns1\nns1 A 192.0.2.53\nwww A 192.0.2.1\nbig TXT {strings}\n"
+                    f"mid TXT {mid}\n")
 
 
 def query(name: str, qtype: int, qid: int) -> bytes:
@@ -158,6 +169,62 @@ def slowloris(port: int, args: argparse.Namespace) -> dict:
             "udp_answered": udp_ok, "udp_sent": udp_sent}
 
 
+def edns_query(name: str, qtype: int, qid: int, payload: int = 1232) -> bytes:
+    """An unframed UDP query with an OPT record advertising `payload` bytes."""
+    qname = b"".join(bytes([len(p)]) + p.encode() for p in name.split(".")) + b"\0"
+    return (struct.pack("!HHHHHH", qid, 0, 1, 0, 0, 1) + qname + struct.pack("!HH", qtype, 1)
+            + b"\x00" + struct.pack("!HHIH", 41, payload, 0, 0))
+
+
+def amplify(port: int, args: argparse.Namespace) -> dict:
+    """Send the spoofable query at --rate for --seconds; count bytes both ways."""
+    attack = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    attack.bind(("127.0.3.1", 0))
+    attack.setblocking(False)
+    legit = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    legit.bind(("127.0.4.1", 0))
+    legit.settimeout(1.0)
+    sent = received = replies = legit_ok = legit_sent = 0
+    start = time.monotonic()
+    total = int(args.rate * args.seconds)
+    for i in range(total):
+        due = start + i / args.rate
+        while True:
+            try:
+                data = attack.recv(65535)
+            except BlockingIOError:
+                break
+            received += len(data)
+            replies += 1
+        now = time.monotonic()
+        if now < due:
+            time.sleep(due - now)
+        packet = edns_query(f"mid.{APEX}", 16, i & 0xFFFF)
+        attack.sendto(packet, ("127.0.0.1", port))
+        sent += len(packet)
+        if i % max(1, int(args.rate / 20)) == 0:  # about 20 legitimate queries a second
+            legit_sent += 1
+            try:
+                legit.sendto(edns_query(f"www.{APEX}", 1, i & 0xFFFF), ("127.0.0.1", port))
+                legit_ok += len(legit.recv(4096)) > 0
+            except OSError:
+                pass
+    deadline = time.monotonic() + 1.0
+    while time.monotonic() < deadline:
+        try:
+            data = attack.recv(65535)
+        except BlockingIOError:
+            time.sleep(0.01)
+            continue
+        received += len(data)
+        replies += 1
+    attack.close()
+    legit.close()
+    return {"queries": total, "bytes_in": sent, "bytes_out": received, "replies": replies,
+            "amplification": received / sent, "legit_answered": legit_ok,
+            "legit_sent": legit_sent}
+
+
 def caches(args: argparse.Namespace, work: Path, zone: Path) -> dict:
     """Fill edgedns's answer and packet caches with 8 KB answers; its RSS before and after."""
     far = work / "far.zone"
@@ -216,6 +283,10 @@ def measure(name: str, proc: common.Proc, port: int, args: argparse.Namespace) -
         result = slowloris(port, args)
         common.log(f"{name}: {result}")
         return result
+    if args.mode == "amplify":
+        result = amplify(port, args)
+        common.log(f"{name}: {result}")
+        return result
     before = session_rss_kib(proc.pid)
     socks = attack(port, args.connections, args.queries)
     time.sleep(args.settle)
@@ -252,13 +323,14 @@ def run(args: argparse.Namespace) -> int:
             common.write_json(args.json, results)
             return 0
         port = common.free_port()
-        nsd = common.start_nsd({APEX: zone}, port, work)
+        nsd = common.start_nsd({APEX: zone}, port, work, rrl=args.mode == "amplify")
         try:
             results["nsd"] = measure("NSD", nsd, port, args)
         finally:
             nsd.stop()
         config = work / "edgedns.yaml"
-        config.write_text(f"admin: false\nzones:\n  {APEX}:\n    file: {zone}\n")
+        config.write_text(f"admin: false\nzones:\n  {APEX}:\n    file: {zone}\n"
+                          + ("rate_limit: {exempt: []}\n" if args.mode == "amplify" else ""))
         port = common.free_port()
         edgedns = common.Proc("edgedns", [args.python, "-m", "edgedns", "serve", "-c",
                                           str(config), "--listen", f"127.0.0.1:{port}",
@@ -267,7 +339,20 @@ def run(args: argparse.Namespace) -> int:
             results["edgedns"] = measure("edgedns", edgedns, port, args)
         finally:
             edgedns.stop()
-    if args.mode == "slowloris":
+    if args.mode == "amplify":
+        print(f"\n== hostile amplify: one spoofable query ({args.rate:g}/s for {args.seconds:g} "
+              f"s) from 127.0.3.1; edgedns {results['info']['edgedns']}")
+        print(f"{'':10}{'bytes in':>10}{'bytes out':>11}{'out/in':>8}{'replies':>9}"
+              f"{'legit answered':>16}")
+        for name in ("nsd", "edgedns"):
+            r = results[name]
+            print(f"{name:10}{r['bytes_in']:>10}{r['bytes_out']:>11}{r['amplification']:>8.2f}"
+                  f"{r['replies']:>9}{r['legit_answered']:>9}/{r['legit_sent']}")
+        r = results["edgedns"]
+        held = r["amplification"] <= 3 and r["legit_answered"] == r["legit_sent"]
+        print(f"promise: out/in at most 3 x, legitimate clients all answered: "
+              f"{'holds' if held else 'FAILS'}")
+    elif args.mode == "slowloris":
         print(f"\n== hostile slowloris: {args.connections} TCP connections trickling a byte "
               f"every 0.5 s for {args.seconds:g} s; edgedns {results['info']['edgedns']}")
         print(f"{'':10}{'connected':>10}{'legit TCP within 1 s':>24}{'legit UDP':>16}")
@@ -300,7 +385,9 @@ def run(args: argparse.Namespace) -> int:
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("mode", choices=("nonreaders", "slowloris", "caches"))
+    parser.add_argument("mode", choices=("nonreaders", "slowloris", "caches", "amplify"))
+    parser.add_argument("--rate", type=float, default=1000.0,
+                        help="amplify: spoofable queries a second (1000)")
     parser.add_argument("--names", type=int, default=100_000,
                         help="caches: distinct forwarded names (100,000)")
     parser.add_argument("--limit", type=float, default=600.0,

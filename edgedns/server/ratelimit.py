@@ -61,7 +61,7 @@ class ResponseRateLimit:
     A bucket is (client prefix, kind of reply, name): the question's name for answers,
     NODATA and errors, the zone for NXDOMAIN, so a flood of random names in one zone shares
     one bucket. Replies within `responses_per_second` (a burst of one second's worth) are
-    never touched."""
+    never touched; a bucket over the rate stays limited until its sender slows down."""
 
     def __init__(self, settings: RateLimitSettings) -> None:
         self.settings = settings
@@ -96,6 +96,10 @@ class ResponseRateLimit:
         if bucket[0] >= 1:
             bucket[0] -= 1
             return reply
+        # Limited replies count too (as BIND and NSD count them), up to a second's worth of
+        # debt: a source that stays over the rate stays limited, instead of getting the rate
+        # through in full every second.
+        bucket[0] = max(bucket[0] - 1, -self.rate)
         self._over += 1
         slip = self.settings.slip
         if slip and self._over % slip == 0:

@@ -57,10 +57,17 @@ def test_a_truncated_reply_is_the_question_with_tc() -> None:
     assert message.question[0].name.to_text() == "www.example.lan."
 
 
-def test_the_rate_refills_with_time() -> None:
+def test_the_rate_refills_with_time_once_the_debt_is_paid() -> None:
     rrl = limiter(rate=10)
-    assert "drop" in outcomes(rrl, "192.0.2.1", 15, now=100.0)
-    assert outcomes(rrl, "192.0.2.1", 10, now=101.0) == ["full"] * 10
+    assert "drop" in outcomes(rrl, "192.0.2.1", 15, now=100.0)  # 5 over: a debt of 5
+    assert outcomes(rrl, "192.0.2.1", 10, now=101.0).count("full") == 5
+    assert outcomes(rrl, "192.0.2.1", 10, now=103.0) == ["full"] * 10
+
+
+def test_a_source_that_stays_over_the_rate_stays_limited() -> None:
+    rrl = limiter(rate=10)
+    seen = [o for second in range(5) for o in outcomes(rrl, "192.0.2.1", 100, now=100.0 + second)]
+    assert seen.count("full") == 10  # the first second's burst, then nothing in full
 
 
 def test_a_client_under_the_rate_is_never_touched() -> None:
