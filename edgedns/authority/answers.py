@@ -52,6 +52,25 @@ def _mix64(x: int) -> int:
     return x ^ (x >> 31)
 
 
+HASH_MEMO = 4_096
+"""Clients whose hash pick a pool answer remembers (per selection: it starts afresh when
+health changes)."""
+HASH_ATTEMPTS = 64
+"""Seeds a hash-policy client tries before settling for a fixed healthy member (needed only
+when nearly every member is down)."""
+
+
+def _jump(key: int, buckets: int) -> int:
+    """Jump consistent hash (Lamping and Veach, 2014): `key` → a bucket in [0, `buckets`)
+    in O(log buckets); adding a bucket moves only 1/n of the keys."""
+    bucket, jump = -1, 0
+    while jump < buckets:
+        bucket = jump
+        key = (key * 2862933555777941757 + 1) & 0xFFFFFFFFFFFFFFFF
+        jump = int((bucket + 1) * ((1 << 31) / ((key >> 33) + 1)))
+    return bucket
+
+
 class Reply:
     """A reply that is the same for every client: its forms and the zone it came from."""
 
@@ -73,17 +92,24 @@ class Reply:
 
 
 class Picker:
-    """How one query picks a variant of a pool's selection (see `Selection.chooser`)."""
+    """How one query picks a variant of a pool's selection (see `Selection.chooser`), in
+    O(1) (round_robin, random), O(log n) (weighted: a bisection; hash: jump consistent
+    hashing) whatever the number of members."""
 
-    __slots__ = ("chooser", "weights", "hash_keys", "count", "_turn")
+    __slots__ = ("chooser", "weights", "count", "hashed_onto", "starts", "_turn", "_clients")
 
     def __init__(self, selection: Selection) -> None:
         self.chooser = selection.chooser
         self.weights = selection.weights
         self.count = len(selection.variants)
-        self.hash_keys = ([_hash64(variant[0].encode()) for variant in selection.variants]
-                          if self.chooser == "hash" else [])
+        self.hashed_onto = selection.hashed_onto
+        self.starts = {variant[0]: i for i, variant in enumerate(selection.variants)
+                       } if self.chooser == "hash" else {}
+        """hash: a healthy member's address → the variant that starts with it."""
         self._turn = -1
+        self._clients: dict[bytes, int] = {}
+        """hash: picks remembered per client, for clients asking again (cleared when it
+        reaches `HASH_MEMO` clients, so spoofed sources cannot grow it)."""
 
     def pick(self, client: bytes) -> int:
         """The variant's index for a query from `client` (its address or EDNS client subnet,
@@ -97,12 +123,27 @@ class Picker:
         if chooser == "weighted":
             return bisect(self.weights, random.random() * self.weights[-1])
         if chooser == "hash":
-            # Rendezvous hashing keeps each client on one member while it stays healthy, and
-            # spreads a failed member's clients evenly over the others.
-            seed = _hash64(client)
-            scores = [_mix64(seed ^ key) for key in self.hash_keys]
-            return scores.index(max(scores))
+            remembered = self._clients.get(client)
+            if remembered is not None:
+                return remembered
+            if len(self._clients) >= HASH_MEMO:
+                self._clients.clear()
+            picked = self._clients[client] = self._hash_pick(client)
+            return picked
         return 0
+
+    def _hash_pick(self, client: bytes) -> int:
+        # Each client hashes onto all the members, healthy or not (jump consistent hashing);
+        # while its member is down it hashes again with the next seed. So a client stays on
+        # its member while it is healthy, and a failed member's clients spread evenly over
+        # the others.
+        seed = _hash64(client)
+        onto = self.hashed_onto
+        for attempt in range(HASH_ATTEMPTS):
+            start = self.starts.get(onto[_jump(_mix64(seed + attempt), len(onto))])
+            if start is not None:
+                return start
+        return seed % self.count  # nearly every member down: a healthy one, still stable
 
 
 class PoolReply:

@@ -89,6 +89,9 @@ class Selection:
     weights: tuple[int, ...] = ()
     """weighted: cumulative weights, one per variant."""
     servfail: bool = False
+    hashed_onto: tuple[str, ...] = ()
+    """hash: every member of the family, up or down, in config order: what clients are hashed
+    onto, so that a member going down moves only its own clients."""
 
     @property
     def nodata(self) -> bool:
@@ -218,7 +221,7 @@ class PoolSet:
             return Selection((tuple(m.address for m in healthy)[: _cap(pool.count)],))
         if pool.policy == "failover":
             return self._failover(pool, version, healthy)
-        return _rotations(pool, healthy)
+        return _rotations(pool, healthy, members)
 
     def _failover(self, pool: PoolSpec, version: int, healthy: list[Member]) -> Selection:
         top = max(m.priority for m in healthy)
@@ -235,11 +238,12 @@ class PoolSet:
         return Selection((chosen[: _cap(pool.count)],))
 
 
-def _rotations(pool: PoolSpec, healthy: list[Member]) -> Selection:
+def _rotations(pool: PoolSpec, healthy: list[Member], members: list[Member]) -> Selection:
     """Variant i starts at healthy member i and continues in config order, `count` long.
 
-    random, round_robin and weighted pick i per query; hash picks by rendezvous hashing of
-    the client over the starting members, so a member's failure moves only its own clients.
+    random, round_robin and weighted pick i per query; hash picks by consistent hashing of
+    the client onto all the members (`Selection.hashed_onto`), so a member's failure moves
+    only its own clients.
     """
     n = len(healthy)
     count = min(pool.count or 1, n)
@@ -254,7 +258,8 @@ def _rotations(pool: PoolSpec, healthy: list[Member]) -> Selection:
             total += member.weight
             cumulative.append(total)
         weights = tuple(cumulative)
-    return Selection(variants, pool.policy, weights)
+    hashed_onto = tuple(m.address for m in members) if pool.policy == "hash" else ()
+    return Selection(variants, pool.policy, weights, hashed_onto=hashed_onto)
 
 
 def _cap(count: int | None) -> int:

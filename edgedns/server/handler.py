@@ -34,6 +34,8 @@ FORWARDED = "forward"
 _FOREVER = float("inf")
 DEBUG_RATE = 20
 """Debug answers per second, all clients together; beyond it the zone answers as usual."""
+DEBUG_REPLY_MAX = 60_000
+"""Bytes of member lines a debug reply holds at most (it must fit a TCP reply)."""
 
 query_log = logging.getLogger("edgedns.querylog")
 
@@ -217,10 +219,9 @@ class QueryHandler:
             cached = self._debug_replies[name] = (generation, _debug_reply(query.qname, pools,
                                                                            name))
         full = cached[1]
-        message = wire.with_opt(full, query.edns)
-        if len(message) > wire.limit(query, tcp):
-            message = wire.with_opt(wire.truncated(full, query.name_end + 4), query.edns)
-        return wire.patch(message, query)
+        if len(full) + (wire.OPT_SIZE if query.edns else 0) > wire.limit(query, tcp):
+            full = wire.truncated(full, query.name_end + 4)
+        return wire.patch(wire.with_opt(full, query.edns), query)
 
     def _debug_allowed(self, client: str) -> bool:
         try:
@@ -236,10 +237,17 @@ class QueryHandler:
 
 
 def _debug_reply(qname: bytes, pools: PoolSet, name: Name) -> bytes:
-    """The TXT reply (no OPT, ID 0) listing the members of pool `name` and their state."""
+    """The TXT reply (no OPT, ID 0) listing the members of pool `name` and their state, as
+    many as fit in a TCP reply, and how many more there are."""
     owner = names.to_label(names.from_wire(qname))
     reply = DNSRecord(DNSHeader(qr=1, aa=1), q=DNSQuestion(owner, QTYPE.TXT))
-    for member in pools.pools[name].members:
+    members = pools.pools[name].members
+    size = wire.HEADER + len(qname) + 4
+    for shown, member in enumerate(members):
+        if size > DEBUG_REPLY_MAX:
+            more = f"... and {len(members) - shown} more members"
+            reply.add_answer(RR(reply.q.qname, QTYPE.TXT, ttl=0, rdata=TXT(more)))
+            break
         target = member.target
         health = pools.health.get(target) if target is not None else None
         last = health.last if health is not None else None
@@ -247,4 +255,5 @@ def _debug_reply(qname: bytes, pools: PoolSet, name: Name) -> bytes:
         text = (f"{member.address} {'up' if pools.is_up(member) else 'down'} "
                 f"check={target or 'none'} reason={last.reason if last else 'none'}{rtt}")
         reply.add_answer(RR(reply.q.qname, QTYPE.TXT, ttl=0, rdata=TXT(text[:255])))
+        size += 2 + 10 + 1 + min(len(text), 255)  # owner pointer, fixed fields, one string
     return reply.pack()
