@@ -28,6 +28,7 @@ from edgedns.server.ratelimit import RateLimitSettings, ResponseRateLimit, Token
 _IN = 1
 _TXT = 16
 _IXFR, _AXFR = 251, 252
+_RD, _CD = 0x01, 0x10
 DEBUG_LABEL = b"\x08_edgedns"
 """TXT queries for ``_edgedns.<pool name>`` answer the pool's member states (to `allow`)."""
 FORWARDED = "forward"
@@ -59,11 +60,16 @@ class QueryHandler:
         self._debug_budget = TokenBucket(DEBUG_RATE, DEBUG_RATE)
         self._debug_replies: dict[Name, tuple[int, bytes]] = {}
         """Per pool: (its health generation, the debug TXT reply built for it)."""
-        self._packets = (PacketCache(packet_cache_bytes // 2), PacketCache(packet_cache_bytes // 2))
-        """Per transport, PowerDNS-style: query bytes after the ID → (reply bytes after the
-        ID, metric labels, until when it holds, the pool it holds addresses of and that
-        pool's generation, the rate-limit name, where the question ends), for replies that
-        depend on nothing but those bytes."""
+        quarter = packet_cache_bytes // 4
+        self._packets = ((PacketCache(quarter), PacketCache(quarter)),
+                         (PacketCache(quarter), PacketCache(quarter)))
+        """Per transport (UDP, TCP), PowerDNS-style, replies that depend on nothing but the
+        question: by the exact query bytes after the ID (a repeat costs a dict lookup), and
+        by the question normalized (lowercased name, type, class, CD, EDNS trait, size
+        limit), so clients randomising case or sending cookies hit too. Values: (reply bytes
+        after the ID, or the whole reply to patch; metric labels; until when it holds; the
+        pool whose addresses it holds and that pool's generation; the rate-limit name;
+        where the question ends)."""
         self.rate_limit = ResponseRateLimit(rate_limit) if rate_limit is not None else None
         """Response-rate limiting of UDP replies; None: off."""
 
@@ -73,25 +79,22 @@ class QueryHandler:
         """The reply to one DNS message from `client` (its address): bytes, a future of
         them for a forwarded question not in the cache, or None when it deserves none."""
         start = time.perf_counter()
-        packets = self._packets[tcp]
-        hit = packets.get(data[2:])
+        exact, normal = self._packets[tcp]
+        hit = exact.get(data[2:])
         if hit is not None:
-            tail, labels, until, pool, generation, limit_name, question_end = hit
-            # Forwarded replies hold while their TTLs stand still, and only for clients
-            # the forwarding ACL lets in; authoritative ones while their pool's health holds.
-            if until == _FOREVER:
-                if pool is None or self.answers.pools.generation[pool] == generation:
-                    self.stats.count(*labels, time.perf_counter() - start)
-                    if tcp or self.rate_limit is None:
-                        return data[:2] + tail
-                    return self._limited(data[:2] + tail, client, limit_name, question_end)
-            forwarder = self.forwarder
-            if time.monotonic() < until and forwarder is not None and forwarder.allows(client):
-                forwarder.cache.hits += 1
-                self.stats.count(*labels, time.perf_counter() - start)
-                if tcp or self.rate_limit is None:
-                    return data[:2] + tail
-                return self._limited(data[:2] + tail, client, limit_name, question_end)
+            # The hottest path: what `_holds` and `_send` do, inline for an authoritative
+            # reply from an exempt or TCP client.
+            if hit[2] == _FOREVER and (
+                hit[3] is None or self.answers.pools.generation[hit[3]] == hit[4]
+            ):
+                self.stats.count(*hit[1], time.perf_counter() - start)
+                rrl = self.rate_limit
+                if tcp or rrl is None or rrl.prefixes.get(client, b"") is None:
+                    return data[:2] + hit[0]
+                return self._limited(data[:2] + hit[0], client, hit[5], hit[6])
+            if self._holds(hit, client):
+                self.stats.count(*hit[1], time.perf_counter() - start)
+                return self._send(data[:2] + hit[0], tcp, client, hit)
         try:
             query = wire.parse_query(data)
         except wire.Drop:
@@ -102,6 +105,13 @@ class QueryHandler:
             if tcp or self.rate_limit is None:
                 return reply
             return self._limited(reply, client, b"", reject.question_end)
+        # The same question asked with other letter case, ID, RD, cookie or padding.
+        key = (query.qname, query.qtype, query.qclass, data[3] & _CD, query.edns,
+               wire.limit(query, tcp))
+        hit = normal.get(key)
+        if hit is not None and self._holds(hit, client):
+            self.stats.count(*hit[1], time.perf_counter() - start)
+            return self._send(wire.patch(hit[0], query), tcp, client, hit)
         reply, zone, holds_for, pool, generation = self._answer(query, tcp, client)
         if reply.__class__ is bytes:
             self._done(query, reply, zone, tcp, client, start)
@@ -111,14 +121,36 @@ class QueryHandler:
             if holds_for and not self.log_queries:
                 until = _FOREVER if holds_for == _FOREVER else time.monotonic() + holds_for
                 labels = (zone, query.qtype, reply[3] & 0x0F, tcp)
-                packets.put(data[2:], (reply[2:], labels, until, pool, generation, limit_name,
-                                       question_end))
+                exact.put(data[2:], (reply[2:], labels, until, pool, generation, limit_name,
+                                     question_end))
+                # Kept with RD and CD clear: `wire.patch` sets the asker's.
+                unpatched = reply[:2] + bytes((reply[2] & ~_RD & 0xFF, reply[3] & ~_CD & 0xFF))
+                normal.put(key, (unpatched + reply[4:], labels, until, pool, generation,
+                                 limit_name, question_end))
             if not tcp and self.rate_limit is not None:
                 return self._limited(reply, client, limit_name, question_end)
         else:
             reply.add_done_callback(
                 lambda done: self._forwarded(done, query, zone, tcp, client, start))
         return reply
+
+    def _holds(self, hit: tuple, client: str) -> bool:
+        """Whether a remembered reply still holds for `client`: authoritative ones while
+        their pool's health holds; forwarded ones while their TTLs stand still, and only for
+        clients the forwarding ACL lets in."""
+        until, pool, generation = hit[2], hit[3], hit[4]
+        if until == _FOREVER:
+            return pool is None or self.answers.pools.generation[pool] == generation
+        forwarder = self.forwarder
+        if time.monotonic() < until and forwarder is not None and forwarder.allows(client):
+            forwarder.cache.hits += 1
+            return True
+        return False
+
+    def _send(self, reply: bytes, tcp: bool, client: str, hit: tuple) -> bytes | None:
+        if tcp or self.rate_limit is None:
+            return reply
+        return self._limited(reply, client, hit[5], hit[6])
 
     def _limited(self, reply: bytes, client: str, name: bytes, question_end: int
                  ) -> bytes | None:

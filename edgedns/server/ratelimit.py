@@ -67,8 +67,9 @@ class ResponseRateLimit:
         self.settings = settings
         self.rate = float(settings.responses_per_second)
         self._buckets: OrderedDict[tuple, list[float]] = OrderedDict()
-        self._clients: dict[str, bytes | None] = {}
-        """Client address → its prefix (None: exempt); cleared when it grows large."""
+        self.prefixes: dict[str, bytes | None] = {}
+        """Client address → its prefix (None: exempt); cleared when it grows large. The
+        handler reads it to skip exempt clients without a call."""
         self._over = 0
         self.dropped = 0
         self.slipped = 0
@@ -76,7 +77,7 @@ class ResponseRateLimit:
     def limit(self, client: str, reply: bytes, name: bytes, question_end: int,
               now: float) -> bytes | None:
         """`reply`, its truncated form, or None (drop)."""
-        prefix = self._clients.get(client, b"")
+        prefix = self.prefixes.get(client, b"")
         if prefix == b"":
             prefix = self._prefix(client)
         if prefix is None:
@@ -109,8 +110,8 @@ class ResponseRateLimit:
         return None
 
     def _prefix(self, client: str) -> bytes | None:
-        if len(self._clients) >= 10_000:
-            self._clients.clear()  # spoofed sources: recomputing costs a parse, no more
+        if len(self.prefixes) >= 10_000:
+            self.prefixes.clear()  # spoofed sources: recomputing costs a parse, no more
         try:
             address = ipaddress.ip_address(client)
         except ValueError:
@@ -123,6 +124,6 @@ class ResponseRateLimit:
                         else self.settings.ipv6_prefix)
                 network = ipaddress.ip_network(f"{address}/{bits}", strict=False)
                 prefix = network.network_address.packed
-        self._clients[client] = prefix
+        self.prefixes[client] = prefix
         return prefix
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 import socket
 import time
 
+import dns.edns
+import dns.flags
 import dns.message
 import dns.rcode
 
@@ -55,7 +57,8 @@ def test_a_repeated_query_gets_the_same_reply_under_its_own_id(tmp_path) -> None
     first, second = ask(handler, "www.site.lan", 1), ask(handler, "www.site.lan", 2)
     assert (first.id, second.id) == (1, 2)
     assert addresses(first) == addresses(second) == ["192.0.2.1"]
-    assert len(handler._packets[False]) == 1
+    exact, normal = handler._packets[False]
+    assert (len(exact), len(normal)) == (1, 1)
 
 
 def test_a_health_change_forgets_remembered_pool_replies(tmp_path) -> None:
@@ -70,18 +73,50 @@ def test_replies_that_vary_per_query_are_never_remembered(tmp_path) -> None:
     handler, _ = make(tmp_path)
     seen = {addresses(ask(handler, "spread.site.lan", qid))[0] for qid in range(4)}
     assert seen == {"192.0.2.20", "192.0.2.21"}
-    assert len(handler._packets[False]) == 0
+    assert [len(cache) for cache in handler._packets[False]] == [0, 0]
 
 
 def test_the_cache_is_bounded_in_bytes_and_keeps_what_is_used(tmp_path) -> None:
     handler, _ = make(tmp_path, CONFIG + "packet_cache: {max_bytes: 8KiB}\n")
-    cache = handler._packets[False]  # each transport gets half
+    cache = handler._packets[False][0]  # each transport and kind of key gets a quarter
     for i in range(200):
         ask(handler, f"n{i}.site.lan")
         ask(handler, "www.site.lan")  # asked again and again: never the one evicted
-        assert cache.bytes <= 4 * 1024
+        assert cache.bytes <= 2 * 1024
     assert 0 < len(cache) < 200
     assert cache.get(make_key("www.site.lan")) is not None
+
+
+def test_case_ids_and_cookies_hit_the_normalized_cache(tmp_path) -> None:
+    handler, _ = make(tmp_path)
+    exact, normal = handler._packets[False]
+    ask(handler, "www.site.lan")
+    for qid, (name, cookie) in enumerate([("WWW.Site.LAN", b"1" * 8), ("wWw.sItE.lAn", b"2" * 8),
+                                          ("www.site.lan", b"3" * 8)]):
+        query = dns.message.make_query(name, "A", use_edns=0,
+                                       options=[dns.edns.GenericOption(10, cookie)])
+        query.id = 100 + qid
+        query.flags &= ~dns.flags.RD
+        reply = dns.message.from_wire(handler.respond(query.to_wire(), False, "127.0.0.1"))
+        assert reply.id == 100 + qid
+        assert reply.question[0].name.to_text() == name + "."  # the asker's case
+        assert not reply.flags & dns.flags.RD  # the asker's RD
+        assert addresses(reply) == ["192.0.2.1"]
+    assert len(normal) == 1  # one question, whatever the case, ID, RD or cookie
+    assert len(exact) == 1  # the first query only: answers found normalized add nothing
+
+
+def test_cd_and_the_size_limit_are_part_of_the_normalized_key(tmp_path) -> None:
+    handler, _ = make(tmp_path)
+    _, normal = handler._packets[False]
+    for payload in (1232, 600, 1232):
+        for cd in (False, True):
+            query = dns.message.make_query("www.site.lan", "A", use_edns=0, payload=payload)
+            if cd:
+                query.flags |= dns.flags.CD
+            reply = dns.message.from_wire(handler.respond(query.to_wire(), False, "127.0.0.1"))
+            assert bool(reply.flags & dns.flags.CD) is cd
+    assert len(normal) == 4
 
 
 def make_key(name: str) -> bytes:
