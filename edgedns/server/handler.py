@@ -80,8 +80,11 @@ class QueryHandler:
         them for a forwarded question not in the cache, or None when it deserves none."""
         start = time.perf_counter()
         exact, normal = self._packets[tcp]
-        hit = exact.get(data[2:])
+        entries = exact.entries
+        exact_key = data[2:]
+        hit = entries.get(exact_key)
         if hit is not None:
+            entries.move_to_end(exact_key)
             # The hottest path: what `_holds` and `_send` do, inline for an authoritative
             # reply from an exempt or TCP client.
             if hit[2] == _FOREVER and (
@@ -121,8 +124,8 @@ class QueryHandler:
             if holds_for and not self.log_queries:
                 until = _FOREVER if holds_for == _FOREVER else time.monotonic() + holds_for
                 labels = (zone, query.qtype, reply[3] & 0x0F, tcp)
-                exact.put(data[2:], (reply[2:], labels, until, pool, generation, limit_name,
-                                     question_end))
+                exact.put(exact_key, (reply[2:], labels, until, pool, generation, limit_name,
+                                      question_end))
                 # Kept with RD and CD clear: `wire.patch` sets the asker's.
                 unpatched = reply[:2] + bytes((reply[2] & ~_RD & 0xFF, reply[3] & ~_CD & 0xFF))
                 normal.put(key, (unpatched + reply[4:], labels, until, pool, generation,
