@@ -30,7 +30,7 @@ _TXT = 16
 _IXFR, _AXFR = 251, 252
 _RD, _CD = 0x01, 0x10
 DEBUG_LABEL = b"\x08_edgedns"
-"""TXT queries for ``_edgedns.<pool name>`` answer the pool's member states (to `allow`)."""
+"""TXT queries for ``_edgedns.<pool name>`` answer the pool's member states (to `debug_allow`)."""
 FORWARDED = "forward"
 _FOREVER = float("inf")
 DEBUG_RATE = 20
