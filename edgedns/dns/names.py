@@ -94,10 +94,6 @@ def to_label(name: Name) -> DNSLabel:
     return DNSLabel(list(name))
 
 
-def from_label(label: DNSLabel) -> Name:
-    return tuple(part.lower() for part in label.label)
-
-
 def is_subdomain(name: Name, parent: Name) -> bool:
     """True when `name` is `parent` or below it."""
     return not parent or name[-len(parent) :] == parent

@@ -63,9 +63,6 @@ def parse_ttl(text: str) -> int:
 
 TYPE_CODES = {"A": 1, "NS": 2, "CNAME": 5, "SOA": 6, "PTR": 12, "MX": 15, "TXT": 16,
               "AAAA": 28, "SRV": 33, "CAA": 257}
-TYPE_NAMES = {code: name for name, code in TYPE_CODES.items()}
-NAME_AT = {2: 0, 5: 0, 12: 0, 15: 1, 33: 1}
-"""Where the (one) domain name sits in the parts of NS, CNAME, PTR, MX and SRV data."""
 
 
 def parse(rtype: str, values: list[str], origin: names.Name) -> tuple[int, Rdata]:
