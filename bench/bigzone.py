@@ -51,27 +51,6 @@ def timed_command(argv: list[str], limit: float) -> tuple[float, int]:
     return took, int(done.stderr.strip().splitlines()[-1])
 
 
-def rss_kib(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
-
-
-def session_rss_max(sid: int) -> int:
-    """The largest RSS among the processes of session `sid` (NSD forks its server)."""
-    best = 0
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                if os.getsid(int(entry)) == sid:
-                    best = max(best, rss_kib(int(entry)))
-            except (ProcessLookupError, PermissionError, FileNotFoundError):
-                continue
-    return best
-
-
 def measure_start(name: str, argv: list[str], port: int, last: str, work: Path,
                   limit: float) -> tuple[float, int]:
     start = time.monotonic()
@@ -80,7 +59,7 @@ def measure_start(name: str, argv: list[str], port: int, last: str, work: Path,
         common.wait_answer(proc, port, last, timeout=limit)
         took = time.monotonic() - start
         time.sleep(0.5)  # settled: NSD's server child has forked
-        return took, session_rss_max(proc.pid)
+        return took, max(common.session_rss_kib(proc.pid), default=0)
     finally:
         proc.stop()
 

@@ -286,11 +286,39 @@ def _listen(max_seconds: float) -> int:
 # --------------------------------------------------------------------------- DNS
 
 
+def make_query(name: str, qtype: int = 1, qid: int = 0, flags: int = 0,
+               edns_payload: int | None = None) -> bytes:
+    """A query in wire form (unframed); with `edns_payload`, an OPT record advertising it."""
+    qname = b"".join(bytes([len(p)]) + p.encode() for p in name.rstrip(".").split(".")) + b"\0"
+    arcount = 0 if edns_payload is None else 1
+    packet = (struct.pack("!HHHHHH", qid, flags, 1, 0, 0, arcount) + qname
+              + struct.pack("!HH", qtype, 1))
+    if edns_payload is not None:
+        packet += b"\x00" + struct.pack("!HHIH", 41, edns_payload, 0, 0)
+    return packet
+
+
+def session_rss_kib(sid: int) -> list[int]:
+    """The RSS of each process of session `sid` (NSD forks its server), in KiB."""
+    sizes = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            if os.getsid(int(entry)) != sid:
+                continue
+            with open(f"/proc/{entry}/status") as f:
+                sizes.append(next(int(line.split()[1]) for line in f
+                                  if line.startswith("VmRSS:")))
+        except (ProcessLookupError, PermissionError, FileNotFoundError, StopIteration):
+            continue
+    return sizes
+
+
 def query_udp(port: int, name: str, qtype: int = 1, timeout: float = 1.0) -> tuple[int, int]:
     """One query to 127.0.0.1:`port`; (rcode, ANCOUNT) of the reply. Raises OSError."""
     qid = random.randrange(65536)
-    qname = b"".join(bytes([len(p)]) + p.encode() for p in name.rstrip(".").split(".")) + b"\0"
-    packet = struct.pack("!HHHHHH", qid, 0x0100, 1, 0, 0, 0) + qname + struct.pack("!HH", qtype, 1)
+    packet = make_query(name, qtype, qid, flags=0x0100)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.connect(("127.0.0.1", port))
         sock.send(packet)

@@ -67,24 +67,9 @@ def write_zone(path: Path) -> None:
 
 
 def query(name: str, qtype: int, qid: int) -> bytes:
-    qname = b"".join(bytes([len(p)]) + p.encode() for p in name.split(".")) + b"\0"
-    wire = struct.pack("!HHHHHH", qid, 0, 1, 0, 0, 0) + qname + struct.pack("!HH", qtype, 1)
+    """A query framed for TCP (its 2-byte length first)."""
+    wire = common.make_query(name, qtype, qid)
     return struct.pack("!H", len(wire)) + wire
-
-
-def session_rss_kib(sid: int) -> int:
-    total = 0
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            if os.getsid(int(entry)) != sid:
-                continue
-            with open(f"/proc/{entry}/status") as f:
-                total += next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
-        except (ProcessLookupError, PermissionError, FileNotFoundError, StopIteration):
-            continue
-    return total
 
 
 def attack(port: int, connections: int, queries: int) -> list[socket.socket]:
@@ -169,13 +154,6 @@ def slowloris(port: int, args: argparse.Namespace) -> dict:
             "udp_answered": udp_ok, "udp_sent": udp_sent}
 
 
-def edns_query(name: str, qtype: int, qid: int, payload: int = 1232) -> bytes:
-    """An unframed UDP query with an OPT record advertising `payload` bytes."""
-    qname = b"".join(bytes([len(p)]) + p.encode() for p in name.split(".")) + b"\0"
-    return (struct.pack("!HHHHHH", qid, 0, 1, 0, 0, 1) + qname + struct.pack("!HH", qtype, 1)
-            + b"\x00" + struct.pack("!HHIH", 41, payload, 0, 0))
-
-
 def amplify(port: int, args: argparse.Namespace) -> dict:
     """Send the spoofable query at --rate for --seconds; count bytes both ways."""
     attack = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -199,13 +177,14 @@ def amplify(port: int, args: argparse.Namespace) -> dict:
         now = time.monotonic()
         if now < due:
             time.sleep(due - now)
-        packet = edns_query(f"mid.{APEX}", 16, i & 0xFFFF)
+        packet = common.make_query(f"mid.{APEX}", 16, i & 0xFFFF, edns_payload=1232)
         attack.sendto(packet, ("127.0.0.1", port))
         sent += len(packet)
         if i % max(1, int(args.rate / 20)) == 0:  # about 20 legitimate queries a second
             legit_sent += 1
             try:
-                legit.sendto(edns_query(f"www.{APEX}", 1, i & 0xFFFF), ("127.0.0.1", port))
+                legit.sendto(common.make_query(f"www.{APEX}", 1, i & 0xFFFF,
+                                               edns_payload=1232), ("127.0.0.1", port))
                 legit_ok += len(legit.recv(4096)) > 0
             except OSError:
                 pass
@@ -244,7 +223,7 @@ def caches(args: argparse.Namespace, work: Path, zone: Path) -> dict:
     try:
         common.wait_answer(edgedns, port, f"www.{APEX}")
         time.sleep(0.5)
-        before = session_rss_kib(edgedns.pid)
+        before = sum(common.session_rss_kib(edgedns.pid))
         forwarded = work / "forwarded.txt"
         with forwarded.open("w") as out:
             for i in range(args.names):
@@ -268,7 +247,7 @@ def caches(args: argparse.Namespace, work: Path, zone: Path) -> dict:
             common.run_dnsperf(argv, work / f"dnsperf-local-{size}.log", None, args.limit,
                                [edgedns])
         time.sleep(1.0)
-        after = session_rss_kib(edgedns.pid)
+        after = sum(common.session_rss_kib(edgedns.pid))
     finally:
         edgedns.stop()
         nsd.stop()
@@ -287,10 +266,10 @@ def measure(name: str, proc: common.Proc, port: int, args: argparse.Namespace) -
         result = amplify(port, args)
         common.log(f"{name}: {result}")
         return result
-    before = session_rss_kib(proc.pid)
+    before = sum(common.session_rss_kib(proc.pid))
     socks = attack(port, args.connections, args.queries)
     time.sleep(args.settle)
-    during = session_rss_kib(proc.pid)
+    during = sum(common.session_rss_kib(proc.pid))
     legit = legit_tcp_seconds(port)
     for sock in socks:
         sock.close()

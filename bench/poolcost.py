@@ -17,11 +17,13 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import struct
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # noqa: E402
 
 from edgedns import config as config_mod
 from edgedns import heap
@@ -35,11 +37,6 @@ def write_config(path: Path, members: int) -> None:
     pools = "".join(f"      {policy}: {{policy: {policy}, check: {{type: none}}, "
                     f"members: [{addresses}]}}\n" for policy in POLICIES)
     path.write_text(f"admin: false\nzones:\n  cost.lan:\n    pools:\n{pools}")
-
-
-def query(name: str, qtype: int) -> bytes:
-    qname = b"".join(bytes([len(p)]) + p.encode() for p in name.split(".")) + b"\0"
-    return struct.pack("!HHHHHH", 7, 0, 1, 0, 0, 0) + qname + struct.pack("!HH", qtype, 1)
 
 
 def cost(handler, packet: bytes, clients: list[str], count: int, repeats: int) -> float:
@@ -66,7 +63,8 @@ def run(args: argparse.Namespace) -> int:
             heap.keep()  # as the server does once its data is in place
             for policy in POLICIES:
                 rows.setdefault(policy, {})[size] = cost(
-                    handler, query(f"{policy}.cost.lan", 1), clients, args.queries, args.repeats)
+                    handler, common.make_query(f"{policy}.cost.lan", 1, 7), clients,
+                    args.queries, args.repeats)
             # Debug TXT: at most 20 a second are answered as such; time the answers made from
             # the reply built once, in bursts the rate allows (its budget refilled between).
             rows.setdefault("debug TXT", {})[size] = debug_cost(handler, args.repeats)
@@ -87,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
 def debug_cost(handler, repeats: int) -> float:
     from edgedns.server import handler as handler_mod
 
-    packet = query("_edgedns.hash.cost.lan", 16)
+    packet = common.make_query("_edgedns.hash.cost.lan", 16, 7)
     handler.respond(packet, False, "127.0.0.1")  # builds the reply once
     samples = []
     for _ in range(repeats * 100):

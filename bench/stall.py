@@ -69,6 +69,7 @@ from common import (
     free_port,
     log,
     main,
+    make_query,
     parse_dnsperf,
     preflight,
     run_dnsperf,
@@ -130,8 +131,7 @@ def edgedns_yaml(zone_file: Path, pools: list[str], admin: int, extra: str = "")
 
 
 def query_packet(qid: int, name: str, qtype: int = 1) -> bytes:
-    qname = b"".join(bytes([len(p)]) + p.encode() for p in name.rstrip(".").split(".")) + b"\0"
-    return struct.pack("!HHHHHH", qid, 0x0100, 1, 0, 0, 0) + qname + struct.pack("!HH", qtype, 1)
+    return make_query(name, qtype, qid, flags=0x0100)
 
 
 def skip_name(msg: bytes, pos: int) -> int:
