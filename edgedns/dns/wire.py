@@ -230,10 +230,16 @@ def truncated(message: bytes, question_end: int) -> bytes:
 
 def error_reply(reject: Reject) -> bytes:
     """The reply to a rejected query: its ID, opcode and RD, our rcode, its question if it
-    parsed, and our OPT when the query carried one (extended rcode bits go there)."""
+    parsed, and our OPT when the query carried one (extended rcode bits go there).
+
+    An opcode we do not implement echoes no flags at all: RD and CD mean something only
+    for QUERY, and genreport's `opcodeflg` check expects them clear."""
     query = reject.query
     rcode = reject.rcode
-    flags = bytes((_QR | (query[2] & 0x79), (query[3] & _CD) | (rcode & 0x0F)))
+    if query[2] & 0x78:
+        flags = bytes((_QR | (query[2] & 0x78), rcode & 0x0F))
+    else:
+        flags = bytes((_QR | (query[2] & _RD), (query[3] & _CD) | (rcode & 0x0F)))
     qdcount = b"\x00\x01" if reject.question_end > HEADER else b"\x00\x00"
     arcount = b"\x00\x00" if reject.edns == NO_EDNS else b"\x00\x01"
     head = query[:2] + flags + qdcount + b"\x00\x00\x00\x00" + arcount

@@ -280,13 +280,19 @@ def test_error_reply_echoes_id_opcode_rd_and_question() -> None:
     assert reply[wire.HEADER :] == QUESTION
 
 
-def test_notimp_reply_keeps_the_opcode_and_clears_aa_and_tc() -> None:
-    data = query(flags=2 << 11 | 0x0100 | 0x0400 | 0x0200)  # opcode 2, RD, AA, TC
+def test_notimp_reply_keeps_the_opcode_and_echoes_no_flags() -> None:
+    # opcode 2 with RD, AA, TC, and CD, AD and Z in the second byte (genreport's opcodeflg)
+    data = query(flags=2 << 11 | 0x0100 | 0x0400 | 0x0200 | 0x0010 | 0x0020 | 0x0040)
     reply = wire.error_reply(rejected(data))
-    assert (reply[2] >> 3) & 0x0F == 2
-    assert reply[2] & 0x01  # RD echoed
-    assert not reply[2] & 0x06  # AA and TC are never ours to echo
-    assert reply[3] & 0x0F == wire.NOTIMP
+    assert reply[2] == 0x80 | 2 << 3  # QR and the opcode; no RD, AA or TC
+    assert reply[3] == wire.NOTIMP  # no RA, Z, AD or CD
+
+
+def test_error_reply_to_a_query_echoes_rd_and_cd_only() -> None:
+    data = query(flags=0x0100 | 0x0400 | 0x0200 | 0x0010 | 0x0020 | 0x0040)
+    reply = wire.error_reply(wire.Reject(wire.REFUSED, data, wire.HEADER + len(QUESTION), 0))
+    assert reply[2] == 0x80 | 0x01
+    assert reply[3] == 0x10 | wire.REFUSED
 
 
 def test_error_reply_without_a_parsed_question_has_qdcount_zero() -> None:

@@ -105,11 +105,13 @@ def test_plain_a_query_is_answered_authoritatively(srv, tcp) -> None:
 
 @pytest.mark.parametrize("opcode", [dns.opcode.IQUERY, dns.opcode.STATUS, dns.opcode.NOTIFY,
                                     dns.opcode.UPDATE, 6, 15])
-def test_non_query_opcode_gets_notimp(srv, tcp, opcode: int) -> None:
-    r = reply_to(srv, raw_query(flags=opcode << 11), tcp)
+def test_non_query_opcode_gets_notimp_with_no_flags_echoed(srv, tcp, opcode: int) -> None:
+    flags = opcode << 11 | dns.flags.RD | dns.flags.CD | dns.flags.AD
+    r = reply_to(srv, raw_query(flags=flags), tcp)
     assert r.rcode() == dns.rcode.NOTIMP
     assert r.opcode() == opcode
     assert r.id == 0x4242
+    assert r.flags & 0x07F0 == 0  # no AA, TC, RD, RA, Z, AD or CD
 
 
 @pytest.mark.parametrize("qdcount", [0, 2])
