@@ -228,6 +228,21 @@ def truncated(message: bytes, question_end: int) -> bytes:
     ]
 
 
+def truncated_keeping_opt(message: bytes, question_end: int) -> bytes:
+    """`truncated`, keeping the OPT record of `message` when it has one (RFC 6891 §7: a
+    reply to an EDNS query carries OPT). Walks the records, so it is for rare replies."""
+    short = truncated(message, question_end)
+    if not message[10] | message[11]:
+        return short
+    try:
+        edns, _, (start, end) = _find_opt(message, question_end)
+    except Reject:
+        return short
+    if edns == NO_EDNS:
+        return short
+    return short[:11] + b"\x01" + short[HEADER:] + message[start - 11 : end]
+
+
 def error_reply(reject: Reject) -> bytes:
     """The reply to a rejected query: its ID, opcode and RD, our rcode, its question if it
     parsed, and our OPT when the query carried one (extended rcode bits go there).

@@ -105,7 +105,7 @@ class ResponseRateLimit:
         slip = self.settings.slip
         if slip and self._over % slip == 0:
             self.slipped += 1
-            return wire.truncated(reply, question_end)
+            return wire.truncated_keeping_opt(reply, question_end)
         self.dropped += 1
         return None
 

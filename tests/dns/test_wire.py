@@ -332,6 +332,21 @@ def test_truncated_keeps_header_and_question_with_tc_and_no_records() -> None:
     assert out == struct.pack("!HHHHHH", 0, 0x8600, 1, 0, 0, 0) + QUESTION
 
 
+def test_truncated_keeping_opt_keeps_the_opt_with_its_options() -> None:
+    opt = wire.opt_record(wire.EDNS_DO)
+    opt = opt[:-2] + b"\x00\x06" + b"\x00\x0a\x00\x02\xab\xcd"  # one 2-byte option
+    message = struct.pack("!HHHHHH", 0, 0x8400, 1, 1, 0, 1) + QUESTION + a_record() + opt
+    out = wire.truncated_keeping_opt(message, wire.HEADER + len(QUESTION))
+    assert out == struct.pack("!HHHHHH", 0, 0x8600, 1, 0, 0, 1) + QUESTION + opt
+
+
+def test_truncated_keeping_opt_without_an_opt_is_truncated() -> None:
+    message = struct.pack("!HHHHHH", 0, 0x8400, 1, 1, 0, 1) + QUESTION + a_record() * 2
+    question_end = wire.HEADER + len(QUESTION)
+    assert wire.truncated_keeping_opt(message, question_end) == wire.truncated(message,
+                                                                                question_end)
+
+
 # --- patch ----------------------------------------------------------------------------------
 
 

@@ -57,6 +57,18 @@ def test_a_truncated_reply_is_the_question_with_tc() -> None:
     assert message.question[0].name.to_text() == "www.example.lan."
 
 
+def test_a_truncated_reply_to_an_edns_query_keeps_the_opt() -> None:
+    opt = b"\x00\x00\x29\x04\xd0\x00\x00\x80\x00\x00\x00"  # DO set
+    with_opt = REPLY[:11] + b"\x01" + REPLY[12:] + opt
+    rrl = limiter(rate=1, slip=1)
+    outcomes(rrl, "192.0.2.1", 1)
+    reply = rrl.limit("192.0.2.1", with_opt, NAME, QUESTION_END, 100.0)
+    assert reply is not None
+    message = dns.message.from_wire(reply)
+    assert message.flags & dns.flags.TC and not message.answer
+    assert message.edns == 0 and message.ednsflags & dns.flags.DO
+
+
 def test_the_rate_refills_with_time_once_the_debt_is_paid() -> None:
     rrl = limiter(rate=10)
     assert "drop" in outcomes(rrl, "192.0.2.1", 15, now=100.0)  # 5 over: a debt of 5
