@@ -92,6 +92,20 @@ class ServerCollector:
                 family.add_metric((), value)
                 yield family
 
+        connections = server.connections
+        open_now = GaugeMetricFamily("edgedns_tcp_connections", "Open DNS TCP connections")
+        open_now.add_metric((), len(connections.open))
+        yield open_now
+        for metric, help_text, value in (
+            ("edgedns_tcp_refused", "TCP connections closed at once: a connection cap was "
+             "reached", connections.refused),
+            ("edgedns_tcp_evicted", "Idle TCP connections closed to make room for a new one",
+             connections.evicted),
+        ):
+            family = CounterMetricFamily(metric, help_text)
+            family.add_metric((), value)
+            yield family
+
         yield from self._pools()
         yield from self._forwarding()
 

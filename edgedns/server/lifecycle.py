@@ -96,10 +96,11 @@ class Server:
         self.scheduler = Scheduler(self._probe_result)
         self._icmp: IcmpProber | None = None
         self._listeners: dict[Endpoint, _Listener] = {}
-        self._connections = TcpConnections(
+        self.connections = TcpConnections(
             self.handler.respond, config.tcp.idle_timeout, config.tcp.max_connections,
             config.tcp.max_per_client
         )
+        """Every listener's TCP connections (their caps and counts)."""
         self._admin: AdminServer | None = None
         self.admin_port: int | None = None
         self._stopping = asyncio.Event()
@@ -168,7 +169,7 @@ class Server:
         family = socket.AF_INET6 if ":" in endpoint.host else socket.AF_INET
         for _ in range(_BIND_ATTEMPTS):
             server = await loop.create_server(
-                self._connections.protocol, endpoint.host, endpoint.port,
+                self.connections.protocol, endpoint.host, endpoint.port,
                 family=family, reuse_address=True, backlog=128,
             )
             port = server.sockets[0].getsockname()[1]
@@ -251,7 +252,7 @@ class Server:
             self._icmp = icmp
         self._listeners.update(added)
         # Listeners call the handler directly (no indirection per query): point them at it.
-        self._connections.respond = handler.respond
+        self.connections.respond = handler.respond
         for listener in self._listeners.values():
             listener.udp.respond = handler.respond
         for listener in added.values():
@@ -260,9 +261,9 @@ class Server:
             retired = self._listeners.pop(endpoint)
             retired.udp.close(loop)
             retired.tcp.close()
-        self._connections.idle_timeout = config.tcp.idle_timeout
-        self._connections.max_connections = config.tcp.max_connections
-        self._connections.max_per_client = config.tcp.max_per_client
+        self.connections.idle_timeout = config.tcp.idle_timeout
+        self.connections.max_connections = config.tcp.max_connections
+        self.connections.max_per_client = config.tcp.max_per_client
         self.scheduler.set_targets(pools.targets())
         if old_forwarder is not None:
             self._retire(old_forwarder)
@@ -310,7 +311,7 @@ class Server:
         for listener in self._listeners.values():
             listener.udp.close(loop)
             listener.tcp.close()
-        self._connections.close_all()
+        self.connections.close_all()
         for listener in self._listeners.values():
             await listener.tcp.wait_closed()
         self._listeners.clear()

@@ -276,6 +276,18 @@ def test_metrics_have_reload_counters(edgedns_server):
     assert families["edgedns_uptime_seconds"][0].value >= 0
 
 
+def test_metrics_have_tcp_connections_and_those_refused(edgedns_server):
+    srv = edgedns_server(ZONE + "tcp: {max_per_client: 1}\n")
+    with socket.create_connection((srv.host, srv.port), timeout=5) as kept:
+        wait_until(lambda: samples(srv)["edgedns_tcp_connections"][0].value == 1)
+        with socket.create_connection((srv.host, srv.port), timeout=5) as refused:
+            refused.settimeout(5)
+            assert refused.recv(1) == b""  # closed at once: the client's one is taken
+        families = samples(srv)
+    assert families["edgedns_tcp_refused"][0].value == 1
+    assert families["edgedns_tcp_evicted"][0].value == 0
+
+
 class Upstream:
     """A UDP DNS server on 127.0.0.1 answering every A question with 192.0.2.53, at once."""
 

@@ -38,7 +38,7 @@ def connection_state(srv) -> list[tuple[int, int]]:
     """(reply bytes waiting to be written, query bytes buffered) per open connection."""
     async def read() -> list[tuple[int, int]]:
         return [(p.transport.get_write_buffer_size(), len(p.buffer))
-                for p in srv.server._connections.open]
+                for p in srv.server.connections.open]
 
     return asyncio.run_coroutine_threadsafe(read(), srv.loop).result(5)
 
@@ -136,7 +136,7 @@ def test_with_the_table_full_of_slow_clients_a_new_client_is_still_answered(
         with socket.create_connection((srv.host, srv.port), timeout=5) as fresh:
             fresh.sendall(framed("www.example.lan", "A", 11))
             assert read_replies(fresh, 1, within=1.0) == 1
-        assert srv.server._connections.evicted >= 1
+        assert srv.server.connections.evicted >= 1
     finally:
         for sock in slow:
             sock.close()
