@@ -81,6 +81,8 @@ def parse_size(value: Any) -> int:
 
 def parse_endpoint(text: str, default_port: int = 53) -> Endpoint:
     """``127.0.0.1:5353``, ``[::1]:53``, or a bare address (port `default_port`)."""
+    if text is None:
+        raise ValueError("expected ADDR:PORT, not null")
     text = str(text).strip()
     host, port = text, default_port
     if text.startswith("["):

@@ -109,6 +109,8 @@ class Forwarder:
         self._allowed: dict[str, bool] = {}
         self._tls = ssl.create_default_context(cafile=settings.tls_ca)
         self._tasks: set[asyncio.Task] = set()
+        self.max_inflight = settings.max_inflight
+        """`settings.max_inflight`, or less when open files are short (`limits`)."""
 
     def allows(self, client: str) -> bool:
         """Whether `client` may have names forwarded (we are no open resolver)."""
@@ -138,7 +140,7 @@ class Forwarder:
         key = _key(query)
         pending = self._inflight.get(key)
         if pending is None:
-            if len(self._inflight) >= self.settings.max_inflight:
+            if len(self._inflight) >= self.max_inflight:
                 return wire.servfail(query)
             pending = asyncio.get_running_loop().create_future()
             self._inflight[key] = pending

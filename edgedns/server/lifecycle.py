@@ -111,6 +111,8 @@ class Server:
         self._files.known(FileWatch.snapshot(config.files))
         self._watch: asyncio.Task[None] | None = None
         self._retiring: set[asyncio.Task[None]] = set()
+        self.open_files = -1
+        """The open-files limit `run` raised to; -1 when unknown (no caps shrink then)."""
 
     @property
     def bound(self) -> list[Endpoint]:
@@ -142,6 +144,7 @@ class Server:
         if self._icmp is not None:
             self._icmp.start(loop)
         self.scheduler.set_targets(self.pools.targets())
+        self._share_descriptors()
         self.scheduler.start(self._icmp)
         if self.config.reload_interval > 0:
             self._watch = loop.create_task(self._watch_files(), name="config-watch")
@@ -262,9 +265,9 @@ class Server:
             retired.udp.close(loop)
             retired.tcp.close()
         self.connections.idle_timeout = config.tcp.idle_timeout
-        self.connections.max_connections = config.tcp.max_connections
         self.connections.max_per_client = config.tcp.max_per_client
         self.scheduler.set_targets(pools.targets())
+        self._share_descriptors()
         if old_forwarder is not None:
             self._retire(old_forwarder)
         self.reloads.successes += 1
@@ -272,6 +275,24 @@ class Server:
         log.info("reloaded (%s): %d zones, %d pools, serving %s", reason, len(config.zones),
                  len(config.pools), ", ".join(str(e) for e in self.bound))
         return True
+
+    def _share_descriptors(self) -> None:
+        """Cap TCP clients and upstream questions so that health probes always find a free
+        descriptor (`limits.client_caps`)."""
+        config, forwarder = self.config, self.handler.forwarder
+        probe_sockets = sum(1 for t in self.pools.targets() if t.type != "icmp")
+        upstream = forwarder.settings.max_inflight if forwarder is not None else 0
+        tcp, upstream_cap = limits.client_caps(self.open_files, probe_sockets,
+                                               config.tcp.max_connections, upstream)
+        if (tcp, upstream_cap) != (config.tcp.max_connections, upstream):
+            log.warning("open files limit %d is short for %d probe sockets beside "
+                        "tcp.max_connections %d and forward.max_inflight %d: capped at %d and "
+                        "%d; raise the hard limit (systemd: LimitNOFILE=) to lift the caps",
+                        self.open_files, probe_sockets, config.tcp.max_connections,
+                        upstream, tcp, upstream_cap)
+        self.connections.max_connections = tcp
+        if forwarder is not None:
+            forwarder.max_inflight = upstream_cap
 
     def _retire(self, forwarder: Forwarder) -> None:
         """Let questions already sent upstream by a replaced forwarder finish, then close it."""
@@ -350,7 +371,8 @@ class Server:
             loop.add_signal_handler(sig, self.request_stop)
         loop.add_signal_handler(signal.SIGHUP, lambda: self.request_reload("SIGHUP"))
         try:
-            log.info("open files limit: %d", limits.raise_open_files())
+            self.open_files = limits.raise_open_files()
+            log.info("open files limit: %d", self.open_files)
             await self.start()
             await self._stopping.wait()
         finally:

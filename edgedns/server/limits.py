@@ -1,4 +1,5 @@
-"""Process limits the server raises for itself (the one platform call here is POSIX).
+"""Open-file limits: raised at start (the one platform call here is POSIX), and shared out
+so clients cannot take the descriptors health probes need.
 
 At the common soft limit of 1,024 open files, a dead upstream (a socket per query in flight)
 plus TCP clients exhausts descriptors, and then health probes fail and mark healthy members
@@ -31,3 +32,24 @@ def raise_open_files() -> int:
             log.warning("cannot raise the open files limit from %d to %d: %s", soft, target,
                         exc)
     return soft
+
+
+RESERVED_FILES = 128
+"""Descriptors kept for everything but DNS clients and probes: the admin endpoint's
+connections (at most 64), listeners, ICMP sockets, files read by a reload, logs."""
+
+
+def client_caps(open_files: int, probe_sockets: int, tcp_connections: int,
+                upstream_queries: int) -> tuple[int, int]:
+    """The caps on TCP client connections and on questions in flight upstream (a socket
+    each) that leave `probe_sockets` (one per TCP or HTTP check target) and
+    `RESERVED_FILES` free under `open_files`: clients may run out of descriptors, health
+    probes may not, or a flood marks healthy members down. Both caps shrink in proportion
+    when the configured ones do not fit; `open_files` < 0 (unknown) keeps them."""
+    room = open_files - RESERVED_FILES - probe_sockets
+    wanted = tcp_connections + upstream_queries
+    if open_files < 0 or wanted <= room:
+        return tcp_connections, upstream_queries
+    share = max(room, 0) / wanted
+    return (max(1, int(tcp_connections * share)),
+            max(1, int(upstream_queries * share)) if upstream_queries else 0)

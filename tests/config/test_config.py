@@ -211,6 +211,11 @@ def test_bad_listen_address_is_rejected_at_its_list_index(
     assert exc.message == f"{address!r}: {problem}"
 
 
+def test_a_null_listen_address_says_what_is_expected(error) -> None:
+    exc = error('listen: ["127.0.0.1:53", null]\n' + MINIMAL)
+    assert (exc.path, exc.message) == ("listen[1]", "expected ADDR:PORT, not null")
+
+
 @pytest.mark.parametrize("listen", ['"127.0.0.1:53"', "[]", "{a: 1}"])
 def test_listen_that_is_not_a_non_empty_list_is_rejected(error, listen: str) -> None:
     exc = error(f"listen: {listen}\n" + MINIMAL)
