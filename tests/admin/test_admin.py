@@ -278,7 +278,7 @@ def test_metrics_have_reload_counters(edgedns_server):
 
 def test_metrics_have_tcp_connections_and_those_refused(edgedns_server):
     srv = edgedns_server(ZONE + "tcp: {max_per_client: 1}\n")
-    with socket.create_connection((srv.host, srv.port), timeout=5) as kept:
+    with socket.create_connection((srv.host, srv.port), timeout=5):
         wait_until(lambda: samples(srv)["edgedns_tcp_connections"][0].value == 1)
         with socket.create_connection((srv.host, srv.port), timeout=5) as refused:
             refused.settimeout(5)
