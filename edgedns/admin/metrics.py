@@ -149,6 +149,12 @@ class ServerCollector:
         probes = CounterMetricFamily("edgedns_probes", "Health probes started")
         probes.add_metric((), scheduler.probes_started)
         yield probes
+        unmatched = CounterMetricFamily(
+            "edgedns_icmp_replies_unmatched",
+            "ICMP echo replies with our identifier that matched no probe in flight (wrong "
+            "sequence or nonce: forged, late or duplicated)")
+        unmatched.add_metric((), self.server.icmp.unmatched)
+        yield unmatched
         lateness = GaugeMetricFamily("edgedns_probe_lateness_max_seconds",
                                      "Largest delay between a probe's due time and its start")
         lateness.add_metric((), scheduler.max_lateness)

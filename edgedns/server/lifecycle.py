@@ -94,7 +94,8 @@ class Server:
         self.pools = PoolSet(config.pools)
         self.handler = build_handler(config, self.pools, self.stats)
         self.scheduler = Scheduler(self._probe_result)
-        self._icmp: IcmpProber | None = None
+        self.icmp = IcmpProber()
+        """Its sockets open as the config first needs each IP version; kept across reloads."""
         self._listeners: dict[Endpoint, _Listener] = {}
         self.connections = TcpConnections(
             self.handler.respond, config.tcp.idle_timeout, config.tcp.max_connections,
@@ -131,7 +132,7 @@ class Server:
         bind every listener and the admin endpoint (`OSError` when one cannot be bound),
         start probing and watching the config's files."""
         loop = asyncio.get_running_loop()
-        self._icmp = _open_icmp(self.pools, None)
+        self.icmp.ensure(_icmp_versions(self.pools))
         try:
             for endpoint in self.config.listen:
                 self._listeners[endpoint] = await self._bind(loop, endpoint)
@@ -141,11 +142,9 @@ class Server:
             raise
         for listener in self._listeners.values():
             listener.udp.start(loop)
-        if self._icmp is not None:
-            self._icmp.start(loop)
         self.scheduler.set_targets(self.pools.targets())
         self._share_descriptors()
-        self.scheduler.start(self._icmp)
+        self.scheduler.start(self.icmp)
         if self.config.reload_interval > 0:
             self._watch = loop.create_task(self._watch_files(), name="config-watch")
         heap.keep()
@@ -220,7 +219,7 @@ class Server:
                     old_forwarder.cache if old_forwarder is not None else None)
                 heap.keep()
             self._files.known(_signatures(config.files, started))
-            icmp = _open_icmp(pools, self._icmp)
+            self.icmp.ensure(_icmp_versions(pools))
             for endpoint in config.listen:
                 if endpoint not in self._listeners:
                     added[endpoint] = await self._bind(loop, endpoint)
@@ -250,9 +249,6 @@ class Server:
         # The old zones are freed on the worker, a node at a time: freeing a big zone in
         # one go would hold the event loop (about 0.1 s per million records).
         self._worker.submit(heap.release, retired)
-        if icmp is not None and icmp is not self._icmp:
-            icmp.start(loop)
-            self._icmp = icmp
         self._listeners.update(added)
         # Listeners call the handler directly (no indirection per query): point them at it.
         self.connections.respond = handler.respond
@@ -326,9 +322,7 @@ class Server:
             await self.handler.forwarder.close()
         for task in list(self._retiring):
             task.cancel()
-        if self._icmp is not None:
-            self._icmp.close(loop)
-            self._icmp = None
+        self.icmp.close()
         for listener in self._listeners.values():
             listener.udp.close(loop)
             listener.tcp.close()
@@ -383,15 +377,9 @@ class Server:
             await self.stop()
 
 
-def _open_icmp(pools: PoolSet, current: IcmpProber | None) -> IcmpProber | None:
-    """The ICMP prober `pools` need: `current` when it covers them, else a new one."""
-    versions = {ipaddress.ip_address(t.address).version
-                for t in pools.targets() if t.type == "icmp"}
-    if not versions:
-        return current
-    if current is not None and versions <= current.versions:
-        return current
-    return IcmpProber.open(versions | (current.versions if current is not None else set()))
+def _icmp_versions(pools: PoolSet) -> set[int]:
+    """The IP versions of `pools`' ICMP check targets."""
+    return {ipaddress.ip_address(t.address).version for t in pools.targets() if t.type == "icmp"}
 
 
 def _signatures(files: Iterable[Path], read_from_ns: int) -> dict[Path, Signature]:

@@ -265,6 +265,7 @@ def test_metrics_have_member_health_and_probe_rtt(edgedns_server, live_port):
     assert 0 <= rtt["127.0.0.2"] < 1
     assert families["edgedns_pool_healthy_members"][0].value == 1
     assert families["edgedns_probes"][0].value >= 2
+    assert families["edgedns_icmp_replies_unmatched"][0].value == 0
 
 
 def test_metrics_have_reload_counters(edgedns_server):

@@ -1,158 +1,166 @@
 """ICMP echo check over one shared socket per address family.
 
-icmplib builds and parses the packets (its sockets' `_create_packet` and `_parse_reply`,
-hence the pin to icmplib 3.x); this module owns the sockets, sends and drains them from the
-event loop, and matches replies to probes by (source address, sequence), with the identifier
-checked too on raw sockets. One
-socket serves every member, so probing thousands of hosts costs no file descriptor each
-(icmplib's own `multiping` opens one per host).
+One socket serves every member, so probing thousands of hosts costs no file descriptor each.
+Replies must prove themselves (`echo`): the identifier, the sequence number the probe of that
+address was sent with, and the probe's random nonce echoed as payload. Anything else,
+forged or late, is counted in `IcmpProber.unmatched` and ignored.
 
-Raw sockets need root or CAP_NET_RAW. Without them, Linux allows unprivileged "ping sockets"
-for groups in `net.ipv4.ping_group_range`; the kernel then owns the identifier. When neither
-works, `IcmpProber.open` raises `IcmpUnavailable` saying how to fix it.
+Raw sockets (root or CAP_NET_RAW) get a random identifier and a kernel filter (`bpf`) that
+passes only our echo replies, so other pings on the host cost nothing. Without raw sockets,
+Linux allows unprivileged "ping sockets" for groups in `net.ipv4.ping_group_range`; the kernel
+then picks the identifier and hands each socket only its own replies. When neither works,
+`IcmpProber.ensure` raises `IcmpUnavailable` saying how to fix it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ipaddress
-import itertools
 import logging
 import os
+import secrets
 import socket
 import struct
 import time
 
-from icmplib import ICMPv4Socket, ICMPv6Socket
-from icmplib.exceptions import ICMPLibError, SocketPermissionError
-
+from edgedns.pools.health import bpf, echo
 from edgedns.pools.health.checks import ProbeResult, Target, os_reason
 
 log = logging.getLogger(__name__)
 
-_ECHO_REPLY = {4: 0, 6: 129}
 _FIX = (
     "ICMP health checks need a raw or a ping socket: run edgedns as root, grant it "
     "CAP_NET_RAW (systemd: AmbientCapabilities=CAP_NET_RAW; or setcap cap_net_raw+ep on the "
     "python binary), or allow ping sockets for its group with "
     "sysctl -w net.ipv4.ping_group_range='0 2147483647'; or use tcp/http checks"
 )
-
-
 _READS_PER_WAKEUP = 256
 _RECEIVE_BUFFER = 4 << 20
-_PAYLOAD = b"edgedns-health!!"
+_MAX_SEQUENCES = 65_536
+"""Addresses whose next sequence number is remembered; beyond it they start afresh."""
 _SOL_RAW = 255
 _ICMP_FILTER = 1  # Linux: a bitmask of ICMPv4 types a raw socket drops
 _ICMP6_FILTER = 1  # Linux: a 256-bit map of ICMPv6 types a raw socket drops
+_PROTOCOL = {4: (socket.AF_INET, socket.IPPROTO_ICMP),
+             6: (socket.AF_INET6, socket.IPPROTO_ICMPV6)}
 
 
 class IcmpUnavailable(RuntimeError):
     """Neither raw nor unprivileged ICMP sockets can be opened here; the message says why."""
 
 
-class _Family:
-    """One ICMP socket with its in-flight probes."""
+def open_socket(version: int, raw: bool) -> socket.socket:
+    """A raw or ping ICMP socket; PermissionError when not allowed."""
+    family, protocol = _PROTOCOL[version]
+    return socket.socket(family, socket.SOCK_RAW if raw else socket.SOCK_DGRAM, protocol)
 
-    def __init__(self, sock: ICMPv4Socket | ICMPv6Socket, version: int, privileged: bool) -> None:
+
+class _Family:
+    """One ICMP socket with its probes in flight."""
+
+    def __init__(self, sock: socket.socket, version: int, raw: bool) -> None:
         self.sock = sock
         self.version = version
-        self.privileged = privileged
-        self.ident = os.getpid() & 0xFFFF
-        self.sequence = itertools.count(1)
-        self.pending: dict[tuple[str, int], asyncio.Future[float]] = {}
+        self.raw = raw
+        self.ident = secrets.randbelow(0x10000)
+        """Ours on raw sockets; on ping sockets the kernel writes its own in (and checks)."""
+        self.sequences: dict[str, int] = {}
+        self.pending: dict[tuple[str, int], tuple[asyncio.Future[float], bytes]] = {}
+        """(address, sequence) → the probe's waiter and nonce."""
+        self.unmatched = 0
 
-    def next_sequence(self) -> int:
-        # 65,535 values cycle in 65 s at 1,000 probes/s, far beyond any probe timeout.
-        return next(self.sequence) & 0xFFFF
+    def next_sequence(self, address: str) -> int:
+        sequence = self.sequences.get(address)
+        if sequence is None:
+            if len(self.sequences) >= _MAX_SEQUENCES:
+                self.sequences.clear()
+            sequence = secrets.randbelow(0x10000)
+        self.sequences[address] = (sequence + 1) & 0xFFFF
+        return sequence
 
     def readable(self) -> None:
-        # Drain what is queued (bounded), parsing with icmplib: a burst of replies left in
-        # the socket buffer would otherwise overflow it and read as dead hosts.
-        raw = self.sock.sock
+        # Drain what is queued (bounded): a burst of replies left in the socket buffer would
+        # otherwise overflow it and read as dead hosts.
         now = time.monotonic()
         for _ in range(_READS_PER_WAKEUP):
             try:
-                packet, address = raw.recvfrom(1024)
-            except (BlockingIOError, InterruptedError):
+                packet, source = self.sock.recvfrom(1024)
+            except OSError:  # BlockingIOError: drained
                 return
-            except OSError:
-                return
-            reply = self.sock._parse_reply(packet, address[0], now)
-            if reply is None or reply.type != _ECHO_REPLY[self.version]:
+            parsed = echo.parse_reply(packet, self.version, self.raw and self.version == 4)
+            if parsed is None:
                 continue
-            if self.privileged and reply.id != self.ident:
-                continue  # another process's ping seen on our raw socket
-            waiter = self.pending.get((_canonical(address[0]), reply.sequence))
-            if waiter is not None and not waiter.done():
-                waiter.set_result(now)
+            ident, sequence, payload = parsed
+            if self.raw and ident != self.ident:
+                continue  # another prober's reply, where no kernel filter could be attached
+            probe = self.pending.get((_canonical(source[0]), sequence))
+            if probe is None or probe[1] != payload or probe[0].done():
+                self.unmatched += 1
+                continue
+            probe[0].set_result(now)
 
-    def send(self, address: str, sequence: int) -> None:
-        """One echo request, built by icmplib; sent directly (icmplib's `send` would resolve
-        the address and set TTL and TOS again for every packet, doubling the cost)."""
-        packet = self.sock._create_packet(self.ident, sequence, _PAYLOAD)
-        self.sock.sock.sendto(packet, (address, 0))
+    def send(self, address: str, sequence: int, nonce: bytes) -> None:
+        self.sock.sendto(echo.request(self.version, self.ident, sequence, nonce), (address, 0))
 
 
 class IcmpProber:
-    """Echo requests to any number of hosts over at most two sockets (IPv4, IPv6)."""
+    """Echo requests to any number of hosts over at most two sockets (IPv4, IPv6), opened
+    as the config first needs each version and kept until `close`."""
 
-    def __init__(self, families: dict[int, _Family]) -> None:
-        self._families = families
-
-    @classmethod
-    def open(cls, versions: set[int]) -> IcmpProber:
-        """Open sockets for the IP `versions` needed (4 and/or 6): raw when privileged, else
-        unprivileged. Raises `IcmpUnavailable` when neither kind may be opened."""
-        families: dict[int, _Family] = {}
-        for version in sorted(versions):
-            socket_class = ICMPv4Socket if version == 4 else ICMPv6Socket
-            for privileged in (True, False):
-                try:
-                    sock = socket_class(privileged=privileged)
-                except SocketPermissionError:
-                    continue
-                except ICMPLibError as exc:
-                    raise IcmpUnavailable(f"cannot open an ICMPv{version} socket: {exc}") from None
-                sock.blocking = False
-                _tune(sock.sock, version, privileged)
-                families[version] = _Family(sock, version, privileged)
-                log.info("ICMPv%d checks use %s socket", version,
-                         "a raw" if privileged else "an unprivileged ping")
-                break
-            else:
-                for family in families.values():
-                    family.sock.close()
-                raise IcmpUnavailable(_FIX)
-        return cls(families)
+    def __init__(self) -> None:
+        self._families: dict[int, _Family] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def versions(self) -> set[int]:
         """The IP versions this prober has sockets for."""
         return set(self._families)
 
-    def start(self, loop: asyncio.AbstractEventLoop) -> None:
-        for family in self._families.values():
-            loop.add_reader(family.sock.sock.fileno(), family.readable)
+    @property
+    def unmatched(self) -> int:
+        """Echo replies that matched no probe in flight: forged, late or duplicated."""
+        return sum(family.unmatched for family in self._families.values())
 
-    def close(self, loop: asyncio.AbstractEventLoop) -> None:
+    def ensure(self, versions: set[int]) -> None:
+        """Open sockets for the IP `versions` (4 and/or 6) not open yet: raw when allowed,
+        else ping sockets. Raises `IcmpUnavailable` (opening none of them) when one cannot
+        be opened. Call on the event loop; their replies are read from it."""
+        opened: dict[int, _Family] = {}
+        try:
+            for version in sorted(versions - self.versions):
+                opened[version] = _open_family(version)
+        except IcmpUnavailable:
+            for family in opened.values():
+                family.sock.close()
+            raise
+        loop = self._loop or asyncio.get_running_loop()
+        self._loop = loop
+        for version, family in opened.items():
+            loop.add_reader(family.sock.fileno(), family.readable)
+            self._families[version] = family
+
+    def close(self) -> None:
         for family in self._families.values():
-            loop.remove_reader(family.sock.sock.fileno())
+            if self._loop is not None:
+                self._loop.remove_reader(family.sock.fileno())
             family.sock.close()
         self._families.clear()
 
     async def probe(self, target: Target) -> ProbeResult:
         """One echo request to `target.address`; the scheduler bounds the wait."""
         address = _canonical(target.address)
-        family = self._families[ipaddress.ip_address(address).version]
-        sequence = family.next_sequence()
+        family = self._families.get(ipaddress.ip_address(address).version)
+        if family is None:
+            return ProbeResult(False, "no ICMP socket for this address family")
+        sequence = family.next_sequence(address)
+        nonce = os.urandom(echo.NONCE_SIZE)
         key = (address, sequence)
         waiter: asyncio.Future[float] = asyncio.get_running_loop().create_future()
-        family.pending[key] = waiter
+        family.pending[key] = (waiter, nonce)
         try:
             start = time.monotonic()
             try:
-                family.send(address, sequence)
+                family.send(address, sequence, nonce)
             except OSError as exc:
                 return ProbeResult(False, f"send failed: {os_reason(exc)}")
             answered = await waiter
@@ -161,19 +169,48 @@ class IcmpProber:
             del family.pending[key]
 
 
-def _tune(raw: socket.socket, version: int, privileged: bool) -> None:
-    """Room for a burst of replies, and on raw sockets only echo replies let in (a raw
-    socket otherwise also queues our own requests looped back, and every other ICMP)."""
+def _open_family(version: int) -> _Family:
+    for raw in (True, False):
+        try:
+            sock = open_socket(version, raw)
+        except PermissionError:
+            continue
+        except OSError as exc:
+            raise IcmpUnavailable(f"cannot open an ICMPv{version} socket: {exc.strerror or exc}"
+                                  ) from None
+        sock.setblocking(False)
+        family = _Family(sock, version, raw)
+        _tune(family)
+        log.info("ICMPv%d checks use %s socket", version,
+                 "a raw" if raw else "an unprivileged ping")
+        return family
+    raise IcmpUnavailable(_FIX)
+
+
+def _tune(family: _Family) -> None:
+    """Room for a burst of replies; on raw sockets, only our echo replies let in."""
+    sock, version = family.sock, family.version
     try:
-        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _RECEIVE_BUFFER)
-        if privileged and version == 4:
-            raw.setsockopt(_SOL_RAW, _ICMP_FILTER, struct.pack("I", ~(1 << 0) & 0xFFFFFFFF))
-        elif privileged:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _RECEIVE_BUFFER)
+    except OSError as exc:
+        log.warning("could not enlarge the ICMPv%d receive buffer: %s", version, exc)
+    if not family.raw:
+        return  # the kernel already hands a ping socket only its own replies
+    try:
+        bpf.attach(sock, bpf.echo_reply_program(version, family.ident))
+        return
+    except OSError as exc:
+        log.warning("no kernel filter on the ICMPv%d socket (%s): other ICMP traffic on the "
+                    "host is read and dropped in edgedns", version, exc)
+    try:  # second best: the kernel drops other ICMP types at least
+        if version == 4:
+            sock.setsockopt(_SOL_RAW, _ICMP_FILTER, struct.pack("I", ~1 & 0xFFFFFFFF))
+        else:
             words = [0xFFFFFFFF] * 8
-            words[129 >> 5] &= ~(1 << (129 & 31))
-            raw.setsockopt(socket.IPPROTO_ICMPV6, _ICMP6_FILTER, struct.pack("8I", *words))
-    except OSError as exc:  # an optimisation only: probing works without it
-        log.warning("could not tune the ICMPv%d socket: %s", version, exc)
+            words[echo.REPLY[6] >> 5] &= ~(1 << (echo.REPLY[6] & 31))
+            sock.setsockopt(socket.IPPROTO_ICMPV6, _ICMP6_FILTER, struct.pack("8I", *words))
+    except OSError as exc:
+        log.warning("could not filter the ICMPv%d socket: %s", version, exc)
 
 
 def _canonical(address: str) -> str:

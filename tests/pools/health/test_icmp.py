@@ -1,16 +1,18 @@
-"""ICMP check: echo requests over one shared socket per family, replies matched per target."""
+"""ICMP check: echo requests over one shared socket per family; a reply counts only with our
+identifier, the sequence sent to its address and the probe's nonce."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import os
+import select
 import socket
+from collections.abc import Iterator
 
 import pytest
-from icmplib.exceptions import ICMPSocketError, SocketPermissionError
 
-from edgedns.pools.health import icmp
+from edgedns.pools.health import echo, icmp
 from edgedns.pools.health.checks import CheckSpec, ProbeResult, Target
 from edgedns.pools.health.icmp import IcmpProber, IcmpUnavailable
 
@@ -24,13 +26,12 @@ def icmp_target(address: str) -> Target:
 
 
 async def with_prober(body):
-    loop = asyncio.get_running_loop()
-    prober = IcmpProber.open({4})
-    prober.start(loop)
+    prober = IcmpProber()
+    prober.ensure({4})
     try:
         return await body(prober)
     finally:
-        prober.close(loop)
+        prober.close()
 
 
 @needs_root
@@ -68,35 +69,29 @@ def test_an_address_that_never_replies_leaves_the_probe_waiting_until_cut() -> N
     asyncio.run(with_prober(body))
 
 
-class DeniedSocket:
-    """Stands in for an icmplib socket class where the kernel refuses both kinds."""
-
-    def __init__(self, address: str | None = None, privileged: bool = True) -> None:
-        raise SocketPermissionError(privileged)
+def denied(version: int, raw: bool) -> socket.socket:
+    """Stands in for `icmp.open_socket` where the kernel refuses both kinds."""
+    raise PermissionError(1, "Operation not permitted")
 
 
-class FakeSocket:
-    """An icmplib socket stand-in that opens unprivileged only, and records closes."""
+class PingOnly:
+    """Stands in for `icmp.open_socket` where only ping sockets may be opened; records them."""
 
-    opened: list[FakeSocket] = []
+    def __init__(self) -> None:
+        self.opened: list[socket.socket] = []
 
-    def __init__(self, address: str | None = None, privileged: bool = True) -> None:
-        if privileged:
-            raise SocketPermissionError(privileged)
-        self.blocking = True
-        self.closed = False
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # stands in for tuning
-        FakeSocket.opened.append(self)
-
-    def close(self) -> None:
-        self.closed = True
-        self.sock.close()
+    def __call__(self, version: int, raw: bool) -> socket.socket:
+        if raw or version == 6:
+            raise PermissionError(1, "Operation not permitted")
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # stands in for a ping socket
+        self.opened.append(sock)
+        return sock
 
 
 def test_no_raw_nor_ping_socket_raises_icmp_unavailable_saying_how_to_fix_it(monkeypatch) -> None:
-    monkeypatch.setattr(icmp, "ICMPv4Socket", DeniedSocket)
+    monkeypatch.setattr(icmp, "open_socket", denied)
     with pytest.raises(IcmpUnavailable) as info:
-        IcmpProber.open({4})
+        IcmpProber().ensure({4})
     message = str(info.value)
     for fix in ("run edgedns as root", "CAP_NET_RAW", "AmbientCapabilities=CAP_NET_RAW",
                 "setcap cap_net_raw+ep", "net.ipv4.ping_group_range", "use tcp/http checks"):
@@ -104,29 +99,147 @@ def test_no_raw_nor_ping_socket_raises_icmp_unavailable_saying_how_to_fix_it(mon
 
 
 def test_without_raw_sockets_an_unprivileged_ping_socket_is_used(monkeypatch, caplog) -> None:
-    monkeypatch.setattr(icmp, "ICMPv4Socket", FakeSocket)
+    opener = PingOnly()
+    monkeypatch.setattr(icmp, "open_socket", opener)
     caplog.set_level(logging.INFO, logger="edgedns.pools.health.icmp")
-    IcmpProber.open({4})
+
+    async def body() -> None:
+        prober = IcmpProber()
+        prober.ensure({4})
+        prober.close()
+
+    asyncio.run(body())
     assert caplog.messages == ["ICMPv4 checks use an unprivileged ping socket"]
-    assert FakeSocket.opened[-1].blocking is False
+    assert opener.opened[-1].getblocking() is False
 
 
 def test_a_family_that_cannot_open_closes_the_sockets_already_opened(monkeypatch) -> None:
-    monkeypatch.setattr(icmp, "ICMPv4Socket", FakeSocket)
-    monkeypatch.setattr(icmp, "ICMPv6Socket", DeniedSocket)
-    FakeSocket.opened.clear()
+    opener = PingOnly()
+    monkeypatch.setattr(icmp, "open_socket", opener)
     with pytest.raises(IcmpUnavailable):
-        IcmpProber.open({4, 6})
-    assert [s.closed for s in FakeSocket.opened] == [True]
+        IcmpProber().ensure({4, 6})
+    assert [s.fileno() for s in opener.opened] == [-1]
 
 
 def test_another_socket_error_is_reported_with_its_family(monkeypatch) -> None:
-    class Broken:
-        def __init__(self, address: str | None = None, privileged: bool = True) -> None:
-            raise ICMPSocketError("Address family not supported by protocol")
+    def broken(version: int, raw: bool) -> socket.socket:
+        raise OSError(97, "Address family not supported by protocol")
 
-    monkeypatch.setattr(icmp, "ICMPv6Socket", Broken)
+    monkeypatch.setattr(icmp, "open_socket", broken)
     with pytest.raises(IcmpUnavailable) as info:
-        IcmpProber.open({6})
+        IcmpProber().ensure({6})
     assert str(info.value) == (
         "cannot open an ICMPv6 socket: Address family not supported by protocol")
+
+
+def test_versions_opened_later_join_the_same_prober(monkeypatch) -> None:
+    async def body() -> set[int]:
+        prober = IcmpProber()
+        prober.ensure(set())
+        assert prober.versions == set()
+        monkeypatch.setattr(icmp, "open_socket", PingOnly())
+        prober.ensure({4})
+        prober.ensure({4})  # already open: nothing more
+        versions = prober.versions
+        prober.close()
+        return versions
+
+    assert asyncio.run(body()) == {4}
+
+
+# --- matching replies -----------------------------------------------------------------------
+
+
+class Inbox:
+    """A socket stand-in that hands `readable` the given packets, then reports drained."""
+
+    def __init__(self, packets: list[tuple[bytes, str]]) -> None:
+        self.packets = packets
+
+    def recvfrom(self, size: int) -> tuple[bytes, tuple[str, int]]:
+        if not self.packets:
+            raise BlockingIOError
+        packet, source = self.packets.pop(0)
+        return packet, (source, 0)
+
+
+def reply(ident: int, sequence: int, payload: bytes) -> bytes:
+    """An ICMPv6 echo reply (no IP header in front, as raw ICMPv6 sockets deliver them)."""
+    return bytes((129, 0, 0, 0)) + ident.to_bytes(2, "big") + sequence.to_bytes(2, "big") + payload
+
+
+@pytest.fixture
+def loop() -> Iterator[asyncio.AbstractEventLoop]:
+    loop = asyncio.new_event_loop()
+    yield loop
+    loop.close()
+
+
+def family_waiting_on(loop: asyncio.AbstractEventLoop, address: str
+                      ) -> tuple[icmp._Family, asyncio.Future[float], int, bytes]:
+    family = icmp._Family(Inbox([]), 6, raw=True)  # type: ignore[arg-type]
+    sequence = family.next_sequence(address)
+    nonce = os.urandom(echo.NONCE_SIZE)
+    waiter: asyncio.Future[float] = loop.create_future()
+    family.pending[(address, sequence)] = (waiter, nonce)
+    return family, waiter, sequence, nonce
+
+
+@pytest.mark.parametrize("forgery", ["payload", "sequence", "source"])
+def test_a_reply_that_does_not_prove_itself_is_counted_and_ignored(loop, forgery: str) -> None:
+    family, waiter, sequence, nonce = family_waiting_on(loop, "2001:db8::1")
+    payload = b"edgedns-health!!" if forgery == "payload" else nonce
+    seq = (sequence + 1) & 0xFFFF if forgery == "sequence" else sequence
+    source = "2001:db8::2" if forgery == "source" else "2001:db8::1"
+    family.sock = Inbox([(reply(family.ident, seq, payload), source)])  # type: ignore[assignment]
+    family.readable()
+    assert not waiter.done()
+    assert family.unmatched == 1
+
+
+def test_a_reply_with_the_identifier_sequence_and_nonce_answers_its_probe(loop) -> None:
+    family, waiter, sequence, nonce = family_waiting_on(loop, "2001:db8::1")
+    family.sock = Inbox([  # type: ignore[assignment]
+        (reply(family.ident ^ 1, sequence, nonce), "2001:db8::1"),  # another prober's: skipped
+        (reply(family.ident, sequence, nonce), "2001:db8::1"),
+        (reply(family.ident, sequence, nonce), "2001:db8::1"),  # a duplicate: unmatched
+    ])
+    family.readable()
+    assert waiter.done()
+    assert family.unmatched == 1
+
+
+def test_sequences_count_per_address_from_a_random_start() -> None:
+    family = icmp._Family(Inbox([]), 4, raw=True)  # type: ignore[arg-type]
+    a = [family.next_sequence("192.0.2.1") for _ in range(3)]
+    b = family.next_sequence("192.0.2.2")
+    assert a == [a[0], (a[0] + 1) & 0xFFFF, (a[0] + 2) & 0xFFFF]
+    assert family.sequences == {"192.0.2.1": (a[0] + 3) & 0xFFFF, "192.0.2.2": (b + 1) & 0xFFFF}
+
+
+# --- the kernel filter ----------------------------------------------------------------------
+
+
+def readable_within(sock: socket.socket, seconds: float) -> bool:
+    return bool(select.select([sock], [], [], seconds)[0])
+
+
+@needs_root
+@pytest.mark.parametrize(("version", "address"), [(4, "127.0.0.1"), (6, "::1")])
+def test_the_kernel_filter_passes_only_our_echo_replies(version: int, address: str) -> None:
+    if version == 6 and not socket.has_ipv6:
+        pytest.skip("no IPv6 here")
+    ours = icmp._open_family(version)
+    try:
+        assert ours.raw
+        with icmp.open_socket(version, raw=True) as other:
+            foreign = (ours.ident + 1) & 0xFFFF
+            other.sendto(echo.request(version, foreign, 1, b"x" * 16), (address, 0))
+            assert readable_within(other, 2)  # the other prober got its reply ...
+            assert not readable_within(ours.sock, 0.3)  # ... and the filter kept it from us
+            other.sendto(echo.request(version, ours.ident, 1, b"y" * 16), (address, 0))
+            assert readable_within(ours.sock, 2)
+            packet, _ = ours.sock.recvfrom(1024)
+            assert echo.parse_reply(packet, version, version == 4) == (ours.ident, 1, b"y" * 16)
+    finally:
+        ours.sock.close()
