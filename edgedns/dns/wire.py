@@ -285,6 +285,10 @@ class BadReply(Exception):
     """An upstream message that is not a well-formed reply to the question we sent."""
 
 
+class Unmatched(BadReply):
+    """A message whose ID or question is not ours: maybe a spoofing try, to be ignored."""
+
+
 @dataclass(frozen=True, slots=True)
 class UpstreamReply:
     """An upstream's reply, ready to relay and to cache."""
@@ -303,13 +307,14 @@ class UpstreamReply:
 
 def parse_upstream_reply(data: bytes, sent_id: bytes, question: bytes) -> UpstreamReply:
     """Check that `data` answers our query (ID `sent_id`, lowercased `question` section) and
-    split it for relaying. Raises `BadReply`; an unmatched message may be a spoofing try."""
+    split it for relaying. Raises `Unmatched` for another ID or question (maybe a spoofing
+    try), `BadReply` for a reply to it that does not decode."""
     n = len(data)
     qend = HEADER + len(question)
     if n < qend or data[:2] != sent_id or not data[2] & _QR or data[4:6] != b"\x00\x01":
-        raise BadReply("not a reply to our query")
+        raise Unmatched("not a reply to our query")
     if data[HEADER : qend - 4].lower() != question[:-4] or data[qend - 4 : qend] != question[-4:]:
-        raise BadReply("reply to another question")
+        raise Unmatched("reply to another question")
     answers = data[6] << 8 | data[7]
     authorities = data[8] << 8 | data[9]
     count = answers + authorities + (data[10] << 8 | data[11])
@@ -322,10 +327,7 @@ def parse_upstream_reply(data: bytes, sent_id: bytes, question: bytes) -> Upstre
         if pos >= n or opt_at is not None:
             raise BadReply("truncated message, or records after the OPT")
         start = pos
-        try:
-            pos = _skip_name(data, pos, qend)
-        except Reject:
-            raise BadReply("bad owner name") from None
+        pos = _name_end(data, pos)
         if pos + 10 > n:
             raise BadReply("truncated record")
         rtype, _, ttl, rdlen = struct.unpack_from("!HHIH", data, pos)
@@ -333,6 +335,7 @@ def parse_upstream_reply(data: bytes, sent_id: bytes, question: bytes) -> Upstre
             ttl = 0  # RFC 2181 §8: a TTL with the top bit set is zero
         if pos + 10 + rdlen > n:
             raise BadReply("truncated record data")
+        _check_rdata_names(data, rtype, pos + 10, pos + 10 + rdlen)
         if rtype == OPT:
             if index < answers + authorities:
                 raise BadReply("OPT outside the additional section")
@@ -360,6 +363,56 @@ def parse_upstream_reply(data: bytes, sent_id: bytes, question: bytes) -> Upstre
     else:
         cache_ttl = negative_ttl
     return UpstreamReply(bytes(body), tuple(offsets), rcode, truncated, cache_ttl)
+
+
+_NAMES_IN_RDATA = {2: 1, 5: 1, 12: 1, 39: 1, 15: 1, 6: 2, 33: 1}
+"""Types whose data holds (possibly compressed) names: how many, first at `_NAME_AT`."""
+_NAME_AT = {15: 2, 33: 6}
+
+
+def _check_rdata_names(data: bytes, rtype: int, start: int, end: int) -> None:
+    """Raise `BadReply` unless every name in the record data decodes within it."""
+    count = _NAMES_IN_RDATA.get(rtype)
+    if count is None:
+        return
+    pos = start + _NAME_AT.get(rtype, 0)
+    for _ in range(count):
+        pos = _name_end(data, pos)
+        if pos > end:
+            raise BadReply("a name runs past its record data")
+
+
+def _name_end(data: bytes, pos: int) -> int:
+    """Where the name at `pos` ends in place; raises `BadReply` unless it decodes. Every
+    compression pointer must point before the run of labels it ends (a prior occurrence,
+    RFC 1035 §4.1.4), so following them always ends, and the name fits 255 bytes: a reply
+    a client could not decode is never cached or relayed."""
+    n = len(data)
+    end = None
+    run = pos
+    length = 1
+    while True:
+        if pos >= n:
+            raise BadReply("a name runs past the message")
+        size = data[pos]
+        if size == 0:
+            return end if end is not None else pos + 1
+        if size & 0xC0 == 0xC0:
+            if pos + 1 >= n:
+                raise BadReply("a name runs past the message")
+            target = (size & 0x3F) << 8 | data[pos + 1]
+            if target >= run:
+                raise BadReply("a compression pointer that does not point back (a loop)")
+            if end is None:
+                end = pos + 2
+            run = pos = target
+            continue
+        if size > 63:
+            raise BadReply("a label type that does not exist")
+        length += size + 1
+        if length > 255:
+            raise BadReply("a name over 255 bytes")
+        pos += size + 1
 
 
 def ttl_at(message: bytes, offset: int) -> int:

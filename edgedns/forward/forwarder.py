@@ -88,7 +88,8 @@ class _State:
         self.down = False
         self.probe: asyncio.Task[None] | None = None
         self.results: dict[str, int] = {}
-        """Attempts by outcome: ok, timeout, error, bad_reply (for metrics)."""
+        """Attempts by outcome (for metrics): ok, timeout, error, bad_reply, and the replies
+        that move a question on: servfail, refused, notimp."""
 
     def count(self, result: str) -> None:
         self.results[result] = self.results.get(result, 0) + 1
@@ -169,6 +170,20 @@ class Forwarder:
             return wire.relay(reply.body, query, tcp)
         return wire.servfail(query)
 
+    def adopt_health(self, previous: Forwarder) -> None:
+        """Take over the health of every upstream `previous` (the forwarder a reload
+        replaces) also had: its failure count, DOWN state (probed from here on) and result
+        counts, so no client question waits on an upstream already known dead. Call on the
+        event loop."""
+        for upstream, state in self._states.items():
+            old = previous._states.get(upstream)
+            if old is None:
+                continue
+            state.fails, state.results = old.fails, dict(old.results)
+            if old.down and not state.down:
+                state.down = True
+                state.probe = asyncio.get_running_loop().create_task(self._probe(state))
+
     def states(self) -> list[_State]:
         """Every upstream's health, for status and metrics."""
         return list(self._states.values())
@@ -228,6 +243,7 @@ class Forwarder:
         cd = bool(query.data[3] & 0x10)
         deadline = time.monotonic() + route.timeout
         order = self._order(route)
+        servfail = None
         for i, state in enumerate(order):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -240,10 +256,18 @@ class Forwarder:
             except (asyncio.TimeoutError, OSError, ssl.SSLError, wire.BadReply) as exc:
                 self._failed(state, exc)
                 continue
-            state.count("ok")
+            # The upstream is alive, whatever it answered.
             self._succeeded(state)
+            if reply.rcode in _TRY_NEXT:
+                # It could not or would not resolve this: the next upstream may. A SERVFAIL
+                # reaches the client only when no upstream does better.
+                state.count(_TRY_NEXT[reply.rcode])
+                if reply.rcode == wire.SERVFAIL:
+                    servfail = reply
+                continue
+            state.count("ok")
             return reply
-        return None
+        return servfail
 
     def _failed(self, state: _State, exc: BaseException) -> None:
         if isinstance(exc, asyncio.TimeoutError):
@@ -278,6 +302,10 @@ class Forwarder:
             self._succeeded(state)
 
 
+_TRY_NEXT = {wire.SERVFAIL: "servfail", wire.REFUSED: "refused", wire.NOTIMP: "notimp"}
+"""Reply codes after which the next upstream is asked, by the result counted for metrics."""
+
+
 def _key(query: wire.Query) -> Key:
     # CD is part of the key: what a validating upstream returned unchecked (CD=1) must not
     # reach clients that rely on it validating (RFC 4035 §4.7).
@@ -309,8 +337,12 @@ class _OneReply(asyncio.DatagramProtocol):
     def datagram_received(self, data: bytes, addr) -> None:
         try:
             reply = wire.parse_upstream_reply(data, self.ident, self.question)
-        except wire.BadReply:
+        except wire.Unmatched:
             return  # not ours (or forged): keep waiting for the real one
+        except wire.BadReply as exc:  # ours, but no client could decode it
+            if not self.result.done():
+                self.result.set_exception(exc)
+            return
         if not self.result.done():
             self.result.set_result(reply)
 

@@ -11,7 +11,8 @@ per generation, and replies built from an older generation are rebuilt when next
 
 Startup rule: a member counts as up until its first probe completes; that first result sets
 its state directly, after which `rise` consecutive successes or `fall` consecutive failures
-are needed to change it.
+are needed to change it. Across a reload, a member whose check is unchanged keeps its health
+as it is, and one whose check changed keeps its state until the new check's first result.
 """
 
 from __future__ import annotations
@@ -157,14 +158,35 @@ class PoolSet:
         for pool in self.pools.values():
             for member in pool.members:
                 target = member.target
-                if target is not None:
-                    self.health.setdefault(target, known.get(target) or Health())
-                    self._users.setdefault(target, set()).add(pool.name)
+                if target is None:
+                    continue
+                self._users.setdefault(target, set()).add(pool.name)
+                if target in self.health:
+                    continue
+                health = known.get(target)
+                if health is None:
+                    health = Health()
+                    was = previous._former(pool.name, member) if previous is not None else None
+                    if was is not None:
+                        # A changed check: the member stays as it was until the new check's
+                        # first verdict, so a known-dead one is not served meanwhile.
+                        health.up, health.changed_at = was.up, was.changed_at
+                self.health[target] = health
         if previous is not None:
             self._serving = {
                 key: priority for key, priority in previous._serving.items()
                 if key[0] in self.pools
             }
+
+    def _former(self, pool: Name, member: Member) -> Health | None:
+        """The health of `member`'s address in pool `pool` here, whatever its check."""
+        spec = self.pools.get(pool)
+        if spec is None:
+            return None
+        for mine in spec.members:
+            if mine.address == member.address and mine.target is not None:
+                return self.health[mine.target]
+        return None
 
     def targets(self) -> set[Target]:
         return set(self.health)

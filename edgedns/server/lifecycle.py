@@ -265,6 +265,8 @@ class Server:
         self.scheduler.set_targets(pools.targets())
         self._share_descriptors()
         if old_forwarder is not None:
+            if handler.forwarder is not None:
+                handler.forwarder.adopt_health(old_forwarder)
             self._retire(old_forwarder)
         self.reloads.successes += 1
         self.reloads.last_error = None

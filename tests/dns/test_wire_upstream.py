@@ -44,9 +44,16 @@ def test_reply_to_our_query_is_accepted():
     assert parsed.cache_ttl == 300
 
 
-def test_reply_with_another_id_is_rejected():
-    with pytest.raises(wire.BadReply):
+def test_reply_with_another_id_is_rejected_as_unmatched():
+    with pytest.raises(wire.Unmatched):
         parse(reply(ident=b"\xbe\xee").to_wire())
+
+
+def test_a_reply_to_our_question_that_does_not_decode_is_bad_but_not_unmatched():
+    data = answer_with(b"\xc0\x22", 1, b"\xc0\x00\x02\x01")  # an owner pointing at itself
+    with pytest.raises(wire.BadReply) as info:
+        parse(data)
+    assert not isinstance(info.value, wire.Unmatched)
 
 
 def test_reply_to_another_name_is_rejected():
@@ -117,6 +124,56 @@ def test_record_with_a_garbage_owner_name_is_rejected():
     data[12 + len(QUESTION)] = 0x50  # a label length above 63 and not a pointer
     with pytest.raises(wire.BadReply):
         parse(bytes(data))
+
+
+def answer_with(owner: bytes, rtype: int, rdata: bytes) -> bytes:
+    """Our reply header and question, then one answer record with these raw parts."""
+    head = struct.pack("!HHHHHH", 0xBEEF, 0x8180, 1, 1, 0, 0) + QUESTION
+    return head + owner + struct.pack("!HHIH", rtype, 1, 300, len(rdata)) + rdata
+
+
+@pytest.mark.parametrize(("owner", "why"), [
+    (b"\xc0\x0c", None),  # points back at the question name: fine
+    (b"\x01a\xc0\x0c", None),
+    (b"\xc0\x22", "points at itself"),  # offset 34 is the owner itself
+    (b"\x01a\xc0\x22", "points at its own first label"),
+    (b"\xc0\x40", "points forward, past itself"),
+])
+def test_owner_names_must_point_back(owner: bytes, why: str | None):
+    data = answer_with(owner, 1, b"\xc0\x00\x02\x01")
+    assert len(data[: 12 + len(QUESTION)]) == 34
+    if why is None:
+        assert parse(data).rcode == dns.rcode.NOERROR
+    else:
+        with pytest.raises(wire.BadReply, match="point"):
+            parse(data)
+
+
+def test_a_pointer_chain_that_loops_between_two_names_is_rejected():
+    # The owner points at the question name, fine; the CNAME target's two pointers point
+    # back and forth at each other.
+    rdata_at = 34 + 2 + 10
+    loop = struct.pack("!H", 0xC000 | (rdata_at + 2)) + struct.pack("!H", 0xC000 | rdata_at)
+    with pytest.raises(wire.BadReply):
+        parse(answer_with(b"\xc0\x0c", 5, loop))
+
+
+@pytest.mark.parametrize(("rtype", "rdata"), [
+    (5, b"\x03www\xc0\x40"),  # CNAME: a forward pointer
+    (15, b"\x00\x0a\xc0\x40"),  # MX: the exchange after the preference
+    (6, b"\xc0\x0c\xc0\x40" + bytes(20)),  # SOA: the second name
+    (33, bytes(6) + b"\xc0\x40"),  # SRV: the target after priority, weight and port
+    (2, b"\x03www"),  # NS: a name that runs past its record data
+])
+def test_names_inside_record_data_are_checked_too(rtype: int, rdata: bytes):
+    with pytest.raises(wire.BadReply):
+        parse(answer_with(b"\xc0\x0c", rtype, rdata))
+
+
+def test_a_name_over_255_bytes_is_rejected():
+    long_name = b"\x3f" + b"a" * 63
+    with pytest.raises(wire.BadReply, match="255"):
+        parse(answer_with(b"\xc0\x0c", 5, long_name * 4 + b"\x00"))
 
 
 def test_record_with_rdata_running_past_the_end_is_rejected():

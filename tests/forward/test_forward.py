@@ -13,6 +13,7 @@ import contextlib
 import shutil
 import socket
 import ssl
+import struct
 import subprocess
 import textwrap
 import threading
@@ -69,7 +70,8 @@ class FakeUpstream:
     first met by forged replies carrying `FORGED_ADDRESS`: one with another ID, one with the
     right ID for another name, and one right in every field but sent from another port.
     Queries with CD set get `cd_address`; setting `rcode` makes it answer that instead, with
-    no records (an upstream that can no longer resolve).
+    no records (an upstream that can no longer resolve). `mangle`, when set, rewrites each
+    UDP reply's bytes before they are sent.
     """
 
     def __init__(self, address: str = FAKE_ADDRESS, *, ttl: int = 300, delay: float = 0.0,
@@ -78,6 +80,7 @@ class FakeUpstream:
         self.address, self.ttl, self.delay, self.forge, self.tls = address, ttl, delay, forge, tls
         self.cd_address = cd_address
         self.rcode = dns.rcode.NOERROR
+        self.mangle: Callable[[bytes], bytes] | None = None
         self.queries: list[str] = []
         """Lowercased question names, in arrival order."""
         self.port = 0
@@ -152,7 +155,10 @@ class FakeUpstream:
         query, reply = answered
         if self.forge:
             self._send_forgeries(query, addr)
-        self.loop.call_later(self.delay, self._send, reply.to_wire(), addr)
+        out = reply.to_wire()
+        if self.mangle is not None:
+            out = self.mangle(out)
+        self.loop.call_later(self.delay, self._send, out, addr)
 
     def _send(self, data: bytes, addr) -> None:
         if self._udp is not None and not self._udp.is_closing():
@@ -443,6 +449,60 @@ def test_upstream_is_marked_down_after_max_fails_and_up_again_when_it_returns(se
     assert poll(lambda: not state.down, 5.0), "the probe never saw the upstream return"
     assert state.fails == 0
     assert addresses(ask(srv, "e.up.lan.")) == ["198.51.100.1"]
+
+
+@pytest.mark.parametrize("rcode", [dns.rcode.SERVFAIL, dns.rcode.REFUSED, dns.rcode.NOTIMP])
+def test_an_upstream_that_cannot_answer_moves_the_question_to_the_next(server, fake_upstream,
+                                                                       rcode):
+    failing, good = fake_upstream(), fake_upstream()
+    failing.rcode = rcode
+    srv = server(forwarder_yaml(failing.port, good.port))
+    reply = ask(srv, "www.example.test.")
+    assert reply.rcode() == dns.rcode.NOERROR and addresses(reply) == [FAKE_ADDRESS]
+    assert failing.queries == good.queries == ["www.example.test."]
+    state = states(srv)[Upstream(LOCAL, failing.port)]
+    assert state.results == {dns.rcode.to_text(rcode).lower(): 1}
+    assert not state.down  # it answered: alive, just not able to resolve this
+
+
+def test_servfail_is_passed_on_only_when_every_upstream_says_so_and_never_cached(
+        server, fake_upstream):
+    first, second = fake_upstream(), fake_upstream()
+    first.rcode = second.rcode = dns.rcode.SERVFAIL
+    srv = server(forwarder_yaml(first.port, second.port))
+    for _ in range(2):
+        assert ask(srv, "www.example.test.").rcode() == dns.rcode.SERVFAIL
+    assert first.queries == second.queries == ["www.example.test."] * 2
+
+
+def compression_loop(reply: bytes) -> bytes:
+    """`reply` with its answer's owner name (a pointer to the question) pointing at itself."""
+    owner = reply.index(b"\xc0\x0c", 12)
+    return reply[:owner] + struct.pack("!H", 0xC000 | owner) + reply[owner + 2 :]
+
+
+def test_a_reply_no_client_could_decode_is_not_relayed_nor_cached(server, fake_upstream):
+    broken, good = fake_upstream(), fake_upstream()
+    broken.mangle = compression_loop
+    srv = server(forwarder_yaml(broken.port, good.port))
+    assert addresses(ask(srv, "www.example.test.")) == [FAKE_ADDRESS]
+    assert states(srv)[Upstream(LOCAL, broken.port)].results == {"bad_reply": 1}
+    alone = server(forwarder_yaml(broken.port))
+    assert ask(alone, "www.example.test.").rcode() == dns.rcode.SERVFAIL
+
+
+def test_a_reload_keeps_a_dead_upstream_marked_down(server, fake_upstream, blackhole):
+    fake = fake_upstream()
+    srv = server(forwarder_yaml(blackhole(), fake.port, timeout="2s", max_fails=1,
+                                health_check="10s"))
+    assert addresses(ask(srv, "a.example.test.", timeout=5)) == [FAKE_ADDRESS]  # waited 1 s
+    ok = asyncio.run_coroutine_threadsafe(srv.server.reload("test"), srv.loop).result(10)
+    assert ok
+    down = [state.down for state in states(srv).values()]
+    assert down == [True, False]
+    started = time.monotonic()
+    assert addresses(ask(srv, "b.example.test.", timeout=5)) == [FAKE_ADDRESS]
+    assert time.monotonic() - started < 0.5  # the dead one is asked last, not first
 
 
 # --- cache ----------------------------------------------------------------------------------

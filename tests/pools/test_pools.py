@@ -215,6 +215,36 @@ def test_a_member_coming_back_is_logged_as_up(caplog) -> None:
     ]
 
 
+# --- across a reload: PoolSet(previous=...) --------------------------------------------------
+
+
+def test_a_reload_hands_over_the_health_of_unchanged_targets() -> None:
+    old = PoolSet([pool("10.0.0.1", "10.0.0.2")])
+    set_up(old, "10.0.0.2", False)
+    new = PoolSet([pool("10.0.0.1", "10.0.0.2", "10.0.0.3")], previous=old)
+    assert new.health[target("10.0.0.2")] is old.health[target("10.0.0.2")]
+    assert addresses(new.selection(WEB, 4)) == ("10.0.0.1", "10.0.0.3")
+
+
+def test_a_result_recorded_by_the_old_set_during_a_reload_shows_in_the_new_one() -> None:
+    old = PoolSet([pool("10.0.0.1", "10.0.0.2")])
+    new = PoolSet([pool("10.0.0.1", "10.0.0.2")], previous=old)  # prepared, not yet swapped
+    set_up(old, "10.0.0.1", False)  # lands between preparing and the swap
+    assert addresses(new.selection(WEB, 4)) == ("10.0.0.2",)
+
+
+def test_a_member_whose_check_changed_keeps_its_state_until_the_new_checks_verdict() -> None:
+    slow = CheckSpec(type="tcp", port=80, fall=2, rise=2, timeout=2.0)
+    old = PoolSet([pool("10.0.0.1", "10.0.0.2")])
+    set_up(old, "10.0.0.2", False)
+    new = PoolSet([pool("10.0.0.1", member("10.0.0.2", slow))], previous=old)
+    health = new.health[target("10.0.0.2", slow)]
+    assert (health.up, health.probed) == (False, False)
+    assert addresses(new.selection(WEB, 4)) == ("10.0.0.1",)
+    new.record(target("10.0.0.2", slow), OK)  # the first verdict sets the state at once
+    assert addresses(new.selection(WEB, 4)) == ("10.0.0.1", "10.0.0.2")
+
+
 # --- policy all -------------------------------------------------------------------------------
 
 

@@ -377,16 +377,38 @@ def test_up_member_stays_up_across_a_reload(edgedns_server, tcp_listener):
     assert a_addresses(srv.query("app.example.lan")) == ["127.0.0.2"]
 
 
-def test_changed_check_starts_afresh(edgedns_server):
-    """The other side of carry-over: a member whose check changed gets a new verdict."""
+@pytest.mark.parametrize("change", [("timeout: 1s", "timeout: 2s"),
+                                    ("interval: 5s", "interval: 4s")])
+def test_a_dead_member_whose_check_changed_stays_out_until_its_new_verdict(
+        edgedns_server, tcp_listener, change):
+    """A changed check gets a new verdict of its own (it may differ), but until then the
+    member keeps the state it had: a known-dead member is not served meanwhile."""
+    port = closed_port("127.0.0.3")
+    tcp_listener("127.0.0.2", port)
+    srv = edgedns_server(pool_config(port, "127.0.0.2, 127.0.0.3"))
+    wait_until(lambda: probed(srv))
+    write(config_path(srv), pool_config(port, "127.0.0.2, 127.0.0.3").replace(*change))
+    ok, health = reload_and_look(srv)
+    assert ok
+    assert health["127.0.0.3"] == (False, False)
+    assert a_addresses(srv.query("app.example.lan")) == ["127.0.0.2"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="ICMP checks need root for raw sockets here")
+@pytest.mark.parametrize("address", ["127.0.0.3", "::1"])
+def test_a_reload_adding_the_first_icmp_check_of_a_family_probes_it(edgedns_server, address):
     port = closed_port("127.0.0.3")
     srv = edgedns_server(pool_config(port, "127.0.0.3"))
     wait_until(lambda: probed(srv))
-    write(config_path(srv), pool_config(port, "127.0.0.3").replace("timeout: 1s",
-                                                                   "timeout: 2s"))
-    ok, health = reload_and_look(srv)
+    members = f"127.0.0.3, '{address}'" if address == "::1" else address
+    write(config_path(srv), pool_config(port, members).replace(
+        f"type: tcp, port: {port}", "type: icmp"))
+    ok, _ = reload_and_look(srv)
     assert ok
-    assert health == {"127.0.0.3": (True, False)}
+    assert srv.server.icmp.versions == ({4, 6} if address == "::1" else {4})
+    # Loopback answers pings: every member is up by its first ICMP verdict.
+    wait_until(lambda: all(h.probed and h.up for h in srv.server.pools.health.values()))
+    assert all(h.last.reason == "echo reply" for h in srv.server.pools.health.values())
 
 
 # --- listen addresses ----------------------------------------------------------------------
