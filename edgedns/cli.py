@@ -83,7 +83,8 @@ def check(config_path: str) -> None:
 @click.option("--timeout", default=3.0, show_default=True, help="Seconds to wait for it.")
 def status(admin_url: str, token: str | None, as_json: bool, timeout: float) -> None:
     """Show pools and members with their state; exit 1 when a pool is fully down, 2 when
-    edgedns cannot be asked (for monitoring and keepalived's vrrp_script)."""
+    edgedns cannot be asked or its health engine is stalled (for monitoring and keepalived's
+    vrrp_script)."""
     request = urllib.request.Request(admin_url.rstrip("/") + "/status")
     if token:
         request.add_header("Authorization", f"Bearer {token}")
@@ -94,6 +95,9 @@ def status(admin_url: str, token: str | None, as_json: bool, timeout: float) -> 
         click.echo(f"edgedns status: cannot read {admin_url}/status: {exc}", err=True)
         sys.exit(2)
     click.echo(json.dumps(snap, indent=2) if as_json else status_mod.table(snap))
+    if snap["health_engine"]["stalled"]:
+        click.echo("health engine stalled: answers no longer follow backend health", err=True)
+        sys.exit(2)
     down = status_mod.pools_fully_down(snap)
     if down:
         click.echo(f"fully down: {', '.join(down)}", err=True)

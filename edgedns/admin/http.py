@@ -133,6 +133,10 @@ class AdminServer:
     def _ready(self) -> tuple[int, str, bytes]:
         if self.server.ready():
             return 200, "text/plain", b"ready\n"
+        stalled = self.server.scheduler.stalled()
+        if stalled is not None:
+            return 503, "text/plain", f"health engine stalled: no probe result for " \
+                                      f"{stalled:.1f} s\n".encode()
         return 503, "text/plain", b"waiting for first health verdicts\n"
 
     def _status(self) -> tuple[int, str, bytes]:

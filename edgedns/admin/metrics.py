@@ -155,6 +155,22 @@ class ServerCollector:
             "sequence or nonce: forged, late or duplicated)")
         unmatched.add_metric((), self.server.icmp.unmatched)
         yield unmatched
+        failures = CounterMetricFamily(
+            "edgedns_background_failures",
+            "Unexpected exceptions in background work, each logged with its traceback: a "
+            "probe that raised, or a supervised task that died and was restarted",
+            labels=("task",))
+        failures.add_metric(("probe",), scheduler.probe_errors)
+        forwarder = self.server.handler.forwarder
+        if forwarder is not None:
+            failures.add_metric(("upstream-probe",), forwarder.probe_errors)
+        for task, restarts in self.server.supervisor.restarts.items():
+            failures.add_metric((task,), restarts)
+        yield failures
+        stalled = GaugeMetricFamily("edgedns_health_stalled",
+                                    "1 when no probe result came for 3 check intervals")
+        stalled.add_metric((), 0 if scheduler.stalled() is None else 1)
+        yield stalled
         lateness = GaugeMetricFamily("edgedns_probe_lateness_max_seconds",
                                      "Largest delay between a probe's due time and its start")
         lateness.add_metric((), scheduler.max_lateness)

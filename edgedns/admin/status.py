@@ -70,6 +70,7 @@ def snapshot(server: Server) -> dict[str, Any]:
             "successes": server.reloads.successes,
             "failures": server.reloads.failures,
         },
+        "health_engine": _engine(server),
         "zones": zones,
         "pools": pool_list,
     }
@@ -82,6 +83,19 @@ def snapshot(server: Server) -> dict[str, Any]:
         out["cache"] = {"entries": len(forwarder.cache), "hits": forwarder.cache.hits,
                         "misses": forwarder.cache.misses}
     return out
+
+
+def _engine(server: Server) -> dict[str, Any]:
+    scheduler = server.scheduler
+    last = scheduler.last_result
+    stalled = scheduler.stalled()
+    return {
+        "stalled": stalled is not None,
+        "seconds_since_last_result": (round(scheduler.clock() - last, 1)
+                                      if last is not None else None),
+        "probe_errors": scheduler.probe_errors,
+        "task_restarts": dict(server.supervisor.restarts),
+    }
 
 
 def pools_fully_down(snap: dict[str, Any]) -> list[str]:
@@ -98,6 +112,10 @@ def table(snap: dict[str, Any]) -> str:
     ]
     if not reload["ok"]:
         lines.append(f"LAST RELOAD FAILED at {reload['at']}: {reload['error']}")
+    engine = snap["health_engine"]
+    if engine["stalled"]:
+        lines.append(f"HEALTH ENGINE STALLED: no probe result for "
+                     f"{engine['seconds_since_last_result']} s; states shown may be stale")
     for pool in snap["pools"]:
         lines.append("")
         state = "DOWN" if pool["members"] and not pool["healthy"] else "ok"

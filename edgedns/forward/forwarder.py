@@ -110,6 +110,8 @@ class Forwarder:
         self._allowed: dict[str, bool] = {}
         self._tls = ssl.create_default_context(cafile=settings.tls_ca)
         self._tasks: set[asyncio.Task] = set()
+        self.probe_errors = 0
+        """Probes of a down upstream that raised unexpectedly (each logged)."""
         self.max_inflight = settings.max_inflight
         """`settings.max_inflight`, or less when open files are short (`limits`)."""
 
@@ -298,6 +300,10 @@ class Forwarder:
                     max(self.settings.health_check, 1.0),
                 )
             except (asyncio.TimeoutError, OSError, ssl.SSLError, wire.BadReply):
+                continue
+            except Exception:  # a bug must not leave the upstream down for good
+                self.probe_errors += 1
+                log.exception("probe of upstream %s failed unexpectedly", state.upstream)
                 continue
             self._succeeded(state)
 

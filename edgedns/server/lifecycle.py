@@ -43,9 +43,11 @@ from edgedns.server import limits
 from edgedns.server.control import UNREAD, Coalescer, FileWatch, Signature
 from edgedns.server.handler import QueryHandler
 from edgedns.server.listeners import TcpConnections, UdpListener
+from edgedns.supervisor import Supervisor
 
 log = logging.getLogger(__name__)
 
+_WATCH = "config-watch"
 _BIND_ATTEMPTS = 20
 """Tries at finding a port free on both UDP and TCP when the config asks for port 0."""
 
@@ -93,7 +95,9 @@ class Server:
         self.reloads = ReloadLog()
         self.pools = PoolSet(config.pools)
         self.handler = build_handler(config, self.pools, self.stats)
-        self.scheduler = Scheduler(self._probe_result)
+        self.supervisor = Supervisor()
+        """Restarts the background tasks (health scheduler, config watcher) if they die."""
+        self.scheduler = Scheduler(self._probe_result, supervisor=self.supervisor)
         self.icmp = IcmpProber()
         """Its sockets open as the config first needs each IP version; kept across reloads."""
         self._listeners: dict[Endpoint, _Listener] = {}
@@ -110,7 +114,6 @@ class Server:
         """Where reloads load and prepare the new config, off the event loop."""
         self._files = FileWatch()
         self._files.known(FileWatch.snapshot(config.files))
-        self._watch: asyncio.Task[None] | None = None
         self._retiring: set[asyncio.Task[None]] = set()
         self.open_files = -1
         """The open-files limit `run` raised to; -1 when unknown (no caps shrink then)."""
@@ -121,8 +124,9 @@ class Server:
         return [listener.bound for listener in self._listeners.values()]
 
     def ready(self) -> bool:
-        """Zones are loaded (they are, once constructed) and every member has a verdict."""
-        return self.pools.all_probed()
+        """Zones are loaded (they are, once constructed), every member has a verdict, and
+        the health engine is not stalled."""
+        return self.pools.all_probed() and self.scheduler.stalled() is None
 
     def _probe_result(self, target: Target, result: ProbeResult) -> None:
         self.pools.record(target, result)
@@ -146,7 +150,7 @@ class Server:
         self._share_descriptors()
         self.scheduler.start(self.icmp)
         if self.config.reload_interval > 0:
-            self._watch = loop.create_task(self._watch_files(), name="config-watch")
+            self.supervisor.start(_WATCH, self._watch_files)
         heap.keep()
         log.info("serving %d zones on %s", len(self.config.zones),
                  ", ".join(str(e) for e in self.bound))
@@ -305,21 +309,16 @@ class Server:
     async def _watch_files(self) -> None:
         while True:
             await asyncio.sleep(self.config.reload_interval)
-            try:
-                if self._files.settled_change():
-                    await self.reload("files changed")
-            except Exception:  # a bug must not end the watching for good
-                log.exception("checking the config's files failed; trying again")
+            if self._files.settled_change():
+                await self.reload("files changed")
 
     async def stop(self) -> None:
         """Stop at once: listeners, connections, probes, upstream queries, admin."""
         loop = asyncio.get_running_loop()
-        if self._watch is not None:
-            self._watch.cancel()
-            self._watch = None
         self._reloads.cancel()
         self._worker.shutdown(wait=False, cancel_futures=True)
         await self.scheduler.stop()
+        await self.supervisor.stop()
         if self.handler.forwarder is not None:
             await self.handler.forwarder.close()
         for task in list(self._retiring):
@@ -340,9 +339,7 @@ class Server:
         """Graceful first half of a shutdown: accept nothing new, let what is in flight
         finish (at most `shutdown_timeout`)."""
         loop = asyncio.get_running_loop()
-        if self._watch is not None:
-            self._watch.cancel()
-            self._watch = None
+        await self.supervisor.stop(_WATCH)
         self._reloads.cancel()  # no reload may bind anything new from here on
         for listener in self._listeners.values():
             listener.udp.pause(loop)

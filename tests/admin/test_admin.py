@@ -6,6 +6,7 @@ Every wait is bounded: HTTP requests and sockets carry timeouts, polling loops h
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import threading
@@ -160,6 +161,26 @@ def test_ready_after_the_first_probe_of_a_closed_port(edgedns_server):
     # Ready means a verdict, not a healthy one: the member is known to be down.
     member = json.loads(get(srv, "/status")[2])["pools"][0]["members"][0]
     assert member["up"] is False and member["probed"] is True
+
+
+def test_ready_is_503_when_the_health_engine_stalls(edgedns_server):
+    srv = edgedns_server(pool_config(closed_port(), interval="200ms", timeout="100ms"))
+    wait_until(lambda: get(srv, "/ready")[0] == 200, within=5.0)
+    # As if the scheduler hung: no probe result comes any more.
+    asyncio.run_coroutine_threadsafe(
+        srv.server.supervisor.stop("health-scheduler"), srv.loop).result(5)
+    wait_until(lambda: get(srv, "/ready")[0] == 503, within=3.0)
+    assert get(srv, "/ready")[2].startswith(b"health engine stalled: no probe result for ")
+    families = samples(srv)
+    assert families["edgedns_health_stalled"][0].value == 1
+    engine = json.loads(get(srv, "/status")[2])["health_engine"]
+    assert engine["stalled"] is True and engine["seconds_since_last_result"] >= 0.9
+
+
+def test_metrics_count_background_failures_by_task(edgedns_server):
+    srv = edgedns_server(pool_config(closed_port()))
+    failures = {s.labels["task"]: s.value for s in samples(srv)["edgedns_background_failures"]}
+    assert failures == {"probe": 0, "health-scheduler": 0, "config-watch": 0}
 
 
 # --- /status -------------------------------------------------------------------------------

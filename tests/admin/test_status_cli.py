@@ -1,6 +1,6 @@
 """``edgedns status`` against a running server's admin endpoint (click's CliRunner; the server
 runs on its own thread). The exit code is the contract monitoring and keepalived rely on:
-0 all well, 1 a pool fully down, 2 edgedns cannot be asked."""
+0 all well, 1 a pool fully down, 2 edgedns cannot be asked or its health engine stalled."""
 
 from __future__ import annotations
 
@@ -139,3 +139,16 @@ def test_table_shows_a_failed_reload(edgedns_server, live_port):
     result = status(srv)
     assert result.exit_code == 0  # the old config still serves a healthy pool
     assert re.search(r"^LAST RELOAD FAILED at \S+: .*colour: unknown key", result.stdout, re.M)
+
+
+def test_exit_2_when_the_health_engine_is_stalled(edgedns_server, live_port):
+    srv = start(edgedns_server, live_port, "127.0.0.2")
+    asyncio.run_coroutine_threadsafe(
+        srv.server.supervisor.stop("health-scheduler"), srv.loop).result(5)
+    # The check runs every 5 s (+1 s timeout): stalled after 18 s without a result. Rather
+    # than wait, put the last result that far back.
+    srv.server.scheduler.last_result -= 60
+    result = status(srv)
+    assert result.exit_code == 2, result.output
+    assert re.search(r"^HEALTH ENGINE STALLED: no probe result for \d", result.stdout, re.M)
+    assert "health engine stalled" in result.stderr

@@ -20,12 +20,16 @@ from collections.abc import Awaitable, Callable, Iterable
 from edgedns.pools.health import http, tcp
 from edgedns.pools.health.checks import ProbeResult, Target
 from edgedns.pools.health.icmp import IcmpProber
+from edgedns.supervisor import Supervisor
 
 log = logging.getLogger(__name__)
 
 ResultSink = Callable[[Target, ProbeResult], None]
 
+TASK = "health-scheduler"
 DEFAULT_MAX_CONCURRENT = 1000
+STALLED_INTERVALS = 3
+"""No probe result for this many of the shortest (interval + timeout): the engine is stuck."""
 BATCH_WINDOW = 0.005
 """Seconds early a probe may start, so one wake-up starts every probe due that soon."""
 
@@ -36,6 +40,7 @@ class Scheduler:
         on_result: ResultSink,
         max_concurrent: int = DEFAULT_MAX_CONCURRENT,
         clock: Callable[[], float] = time.monotonic,
+        supervisor: Supervisor | None = None,
     ) -> None:
         self.on_result = on_result
         self.clock = clock
@@ -52,8 +57,12 @@ class Scheduler:
         self._wake = asyncio.Event()
         self._slots = asyncio.Semaphore(max_concurrent)
         self._running: set[asyncio.Task[None]] = set()
-        self._task: asyncio.Task[None] | None = None
         self._icmp: IcmpProber | None = None
+        self.supervisor = supervisor or Supervisor()
+        self.probe_errors = 0
+        """Probes that raised instead of returning a result (a checker bug), each logged."""
+        self.last_result: float | None = None
+        """Clock time of the last probe result (or of `start`); None before `start`."""
         self._tls = {verify: http.tls_context(verify) for verify in (False, True)}
 
     def set_targets(self, targets: Iterable[Target]) -> None:
@@ -71,30 +80,47 @@ class Scheduler:
         self._wake.set()
 
     def start(self, icmp: IcmpProber | None) -> None:
-        """Start probing; `icmp` must be open when any target is an ICMP check."""
+        """Start probing, as the supervised task `health-scheduler`; `icmp` must be given
+        when any target is an ICMP check."""
         self._icmp = icmp
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="health-scheduler")
+        self.last_result = self.clock()
+        self.supervisor.start(TASK, self._run)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        await self.supervisor.stop(TASK)
         for task in list(self._running):
             task.cancel()
-        await asyncio.gather(*self._running, *filter(None, [self._task]), return_exceptions=True)
-        self._task = None
+        await asyncio.gather(*self._running, return_exceptions=True)
+
+    def stalled(self) -> float | None:
+        """Seconds since the last probe result when that is over `STALLED_INTERVALS` of the
+        shortest check interval (the engine is stuck), else None."""
+        if self.last_result is None or not self._targets:
+            return None
+        quiet = self.clock() - self.last_result
+        shortest = min(target.interval + target.timeout for target in self._targets)
+        return quiet if quiet > STALLED_INTERVALS * shortest else None
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
             # Probes due within BATCH_WINDOW start together: one wake-up serves them all.
-            horizon = self.clock() + BATCH_WINDOW
-            while self._heap and self._heap[0][0] <= horizon:
-                due, _, target = heapq.heappop(self._heap)
-                self._inflight.add(target)
+            while self._heap and self._heap[0][0] <= self.clock() + BATCH_WINDOW:
                 await self._slots.acquire()
-                self.max_lateness = max(self.max_lateness, self.clock() - due)
-                self.probes_started += 1
-                task = loop.create_task(self._probe(target, due))
+                if not (self._heap and self._heap[0][0] <= self.clock() + BATCH_WINDOW):
+                    self._slots.release()  # the heap changed while we waited for a slot
+                    break
+                due, order, target = heapq.heappop(self._heap)
+                try:
+                    self._inflight.add(target)
+                    self.max_lateness = max(self.max_lateness, self.clock() - due)
+                    self.probes_started += 1
+                    task = loop.create_task(self._probe(target, due))
+                except BaseException:  # not started: the target keeps its turn, if restarted
+                    self._inflight.discard(target)
+                    self._slots.release()
+                    heapq.heappush(self._heap, (due, order, target))
+                    raise
                 self._running.add(task)
                 task.add_done_callback(self._running.discard)
             self._wake.clear()
@@ -122,12 +148,14 @@ class Scheduler:
                 raise  # the scheduler is stopping
             result = ProbeResult(False, f"timeout after {target.timeout * 1000:.0f}ms")
         except Exception as exc:  # a checker bug is a failed probe, not a dead scheduler
+            self.probe_errors += 1
             log.exception("probe of %s failed unexpectedly", target)
             result = ProbeResult(False, f"probe error: {exc}")
         finally:
             timer.cancel()
             self._slots.release()
             self._inflight.discard(target)
+        self.last_result = self.clock()
         if target in self._targets:
             try:
                 self.on_result(target, result)

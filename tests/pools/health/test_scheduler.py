@@ -16,6 +16,7 @@ from collections import Counter
 
 import pytest
 
+from edgedns import supervisor as supervisor_mod
 from edgedns.pools.health import http, tcp
 from edgedns.pools.health.checks import CheckSpec, ProbeResult, Target
 from edgedns.pools.health.scheduler import Scheduler
@@ -306,6 +307,64 @@ def test_a_checker_raising_counts_as_a_failure_and_the_scheduler_keeps_running(
     assert got[0] == ProbeResult(False, "probe error: boom")
     assert got[1:3] == [OK, OK]
     assert "probe of tcp 127.0.0.1:9 failed unexpectedly" in caplog.messages
+
+
+def test_a_checker_raising_is_counted(checks) -> None:
+    checks.raises = lambda call: RuntimeError("boom") if call <= 2 else None
+    t = target(1, interval=0.1, timeout=0.05)
+
+    async def main(scheduler: Scheduler, results: Results) -> int:
+        await results.wait_for(3)
+        return scheduler.probe_errors
+
+    assert run(main, t) == 2
+
+
+def test_a_bug_in_the_scheduler_loop_restarts_it_and_no_target_loses_its_turn(
+    checks, monkeypatch, caplog,
+) -> None:
+    monkeypatch.setattr(supervisor_mod, "FIRST_PAUSE", 0.01)
+    a, b = target(1, interval=0.1, timeout=0.05), target(2, interval=0.1, timeout=0.05)
+    calls = Counter[str]()
+
+    async def main(scheduler: Scheduler, results: Results) -> dict[str, int]:
+        loop = asyncio.get_running_loop()
+        original = loop.create_task
+
+        def failing_once(coro, **kwargs):
+            calls["create_task"] += 1
+            if calls["create_task"] == 3:  # the scheduler starting its third probe
+                coro.close()
+                raise RuntimeError("a scheduler bug")
+            return original(coro, **kwargs)
+
+        loop.create_task = failing_once  # type: ignore[method-assign]
+        try:
+            await results.wait_for(4, a)
+            await results.wait_for(4, b)
+        finally:
+            del loop.create_task
+        return dict(scheduler.supervisor.restarts)
+
+    with caplog.at_level(logging.ERROR, logger="edgedns.supervisor"):
+        restarts = run(main, a, b)
+    assert restarts == {"health-scheduler": 1}
+    assert any("background task health-scheduler failed" in m for m in caplog.messages)
+
+
+def test_the_engine_is_stalled_after_three_intervals_without_a_result(checks) -> None:
+    t = target(1, interval=0.1, timeout=0.05)
+
+    async def main(scheduler: Scheduler, results: Results) -> tuple:
+        await results.wait_for(1)
+        running = scheduler.stalled()
+        await scheduler.supervisor.stop("health-scheduler")  # as if it hung
+        await asyncio.sleep(3 * 0.15 + 0.2)
+        return running, scheduler.stalled()
+
+    running, stopped = run(main, t)
+    assert running is None
+    assert stopped is not None and stopped > 0.45
 
 
 def test_stop_cancels_running_probes_and_delivers_no_more_results(checks) -> None:
