@@ -11,7 +11,9 @@ context manager, or through the `netns_lab` pytest fixture (a factory: ``netns_l
         lab.unsilence_icmp(a)          # ... and answers again
         lab.start_tcp_listener(b, 8080)
         lab.stop_tcp_listener(b, 8080)
-        lab.remove_link(a)             # a vanishes: its veth pair is deleted
+        lab.unplug(b)                  # b vanishes from its link ...
+        lab.plug(b)                    # ... and is back
+        lab.remove_link(a)             # a vanishes for good: its veth pair is deleted
 
 Needs root and iproute2 (`available()` says why not). Only the standard library is used, so
 `bench/` can use it too.
@@ -295,6 +297,17 @@ class NetnsLab:
         for stream in (proc.stdout, proc.stderr):
             if stream is not None:
                 stream.close()
+        return time.monotonic()
+
+    def unplug(self, host: Host) -> float:
+        """Take `host`'s end of its link down: it vanishes (nothing answers, no ICMP error
+        comes back: probes time out), until `plug`. Returns the `time.monotonic()` it did."""
+        ip("-n", host.netns, "link", "set", host.ns_if, "down")
+        return time.monotonic()
+
+    def plug(self, host: Host) -> float:
+        """Bring `host`'s link back after `unplug`; returns the `time.monotonic()` it did."""
+        ip("-n", host.netns, "link", "set", host.ns_if, "up")
         return time.monotonic()
 
     def remove_link(self, host: Host) -> float:

@@ -14,8 +14,9 @@ from edgedns.pools.pool import POLICIES, WHEN_ALL_DOWN, Member, PoolSpec
 
 DEFAULT_POOL_TTL = 5
 MIN_INTERVAL = 0.1
-CHECK_KEYS = ("type", "interval", "timeout", "fall", "rise", "port", "address", "path",
-              "expect_status", "expect_body", "host", "verify_tls")
+MIN_RETRY_INTERVAL = 0.02
+CHECK_KEYS = ("type", "interval", "timeout", "fall", "rise", "retry_interval", "port",
+              "address", "path", "expect_status", "expect_body", "host", "verify_tls")
 POOL_KEYS = ("ttl", "policy", "count", "preempt", "check", "members", "when_all_down",
              "fallback")
 MEMBER_KEYS = ("address", "weight", "priority", "check")
@@ -88,7 +89,7 @@ class PoolsSection(Reader):
             fields["type"] = self.choice(raw["type"], f"{path}.type", CHECK_TYPES)
             if fields["type"] != base.type and "port" not in raw:
                 fields["port"] = None  # a port chosen for another kind of check does not carry
-        for key in ("interval", "timeout"):
+        for key in ("interval", "timeout", "retry_interval"):
             if key in raw:
                 fields[key] = self.convert(raw[key], f"{path}.{key}", parse_duration)
         for key in ("fall", "rise"):
@@ -117,6 +118,10 @@ class PoolsSection(Reader):
         if not 0 < spec.timeout <= spec.interval:
             raise self.error(f"{path}.timeout", f"must be above 0 and at most the interval "
                              f"({spec.interval:g}s), so probes of one target never overlap")
+        if not MIN_RETRY_INTERVAL <= spec.retry_interval <= spec.interval:
+            raise self.error(f"{path}.retry_interval", f"must be at least "
+                             f"{MIN_RETRY_INTERVAL * 1000:.0f}ms and at most the interval "
+                             f"({spec.interval:g}s)")
         if spec.type == "tcp" and spec.port is None:
             raise self.error(f"{path}.port", "a tcp check needs a port")
         if spec.type in ("icmp", "none") and "port" in raw:

@@ -114,6 +114,12 @@ class Health:
     last: ProbeResult | None = None
     changed_at: float = field(default_factory=time.time)
 
+    @property
+    def settling(self) -> bool:
+        """A change has begun but is not confirmed yet: an up target has failed, or a down
+        one has succeeded, fewer times in a row than `fall` or `rise`."""
+        return self.probed and (self.failures > 0 if self.up else self.successes > 0)
+
     def record(self, result: ProbeResult, rise: int, fall: int, now: float) -> bool:
         """Count `result`; True when it changes `up`."""
         self.last = result
@@ -194,6 +200,12 @@ class PoolSet:
     def all_probed(self) -> bool:
         """True once every target has a first verdict."""
         return all(h.probed for h in self.health.values())
+
+    def settling(self, target: Target) -> bool:
+        """Whether `target` is between a first sign of change and its confirmation (then it
+        is probed every `retry_interval`)."""
+        health = self.health.get(target)
+        return health is not None and health.settling
 
     def record(self, target: Target, result: ProbeResult) -> set[Name]:
         """Count a probe result; returns the pools whose members changed state."""

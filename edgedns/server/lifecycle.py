@@ -128,8 +128,9 @@ class Server:
         the health engine is not stalled."""
         return self.pools.all_probed() and self.scheduler.stalled() is None
 
-    def _probe_result(self, target: Target, result: ProbeResult) -> None:
+    def _probe_result(self, target: Target, result: ProbeResult) -> bool:
         self.pools.record(target, result)
+        return self.pools.settling(target)
 
     async def start(self) -> None:
         """Open ICMP sockets (raising `IcmpUnavailable` with the fix when they cannot be),

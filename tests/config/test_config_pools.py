@@ -76,10 +76,10 @@ def test_a_pool_with_only_members_gets_every_default(web) -> None:
     )
 
 
-def test_the_default_check_is_icmp_every_second_with_half_a_second_timeout(web) -> None:
+def test_the_default_check_is_icmp_twice_a_second_confirming_changes_every_100ms(web) -> None:
     check = web("{members: [127.0.0.1]}").members[0].check
-    assert (check.type, check.interval, check.timeout, check.fall, check.rise) == (
-        "icmp", 1.0, 0.5, 2, 2)
+    assert (check.type, check.interval, check.timeout, check.fall, check.rise,
+            check.retry_interval) == ("icmp", 0.5, 0.1, 5, 2, 0.1)
     assert check.expect_status == tuple(range(200, 400))
 
 
@@ -174,10 +174,10 @@ def check_of(web, check_yaml: str) -> CheckSpec:
 
 def test_every_check_key_is_read(web) -> None:
     check = check_of(web, """{type: https, interval: 2s, timeout: 250ms, fall: 3, rise: 4,
-        port: 8443, address: 127.0.0.5, path: /healthz, expect_status: 204,
-        expect_body: ready, host: app.site.lan, verify_tls: true}""")
+        retry_interval: 300ms, port: 8443, address: 127.0.0.5, path: /healthz,
+        expect_status: 204, expect_body: ready, host: app.site.lan, verify_tls: true}""")
     assert check == CheckSpec(
-        type="https", interval=2.0, timeout=0.25, fall=3, rise=4, port=8443,
+        type="https", interval=2.0, timeout=0.25, fall=3, rise=4, retry_interval=0.3, port=8443,
         address="127.0.0.5", path="/healthz", expect_status=(204,), expect_body="ready",
         host="app.site.lan", verify_tls=True,
     )
@@ -275,7 +275,8 @@ def test_unknown_member_key_is_named_with_its_index(web_error) -> None:
 def test_unknown_check_key_in_a_pool_is_named(web_error) -> None:
     path, message = web_error("{check: {intervall: 1s}, members: [127.0.0.1]}")
     assert path == f"{POOLS}.web.check.intervall"
-    assert message.startswith("unknown key (allowed: type, interval, timeout, fall, rise, port")
+    assert message.startswith("unknown key (allowed: type, interval, timeout, fall, rise, "
+                              "retry_interval, port")
 
 
 def test_unknown_check_key_in_defaults_is_named(web_error) -> None:
@@ -376,6 +377,14 @@ def test_a_zero_timeout_is_rejected(web_error) -> None:
 def test_an_interval_below_100ms_is_rejected(web_error) -> None:
     assert web_error("{check: {interval: 50ms, timeout: 10ms}, members: [127.0.0.1]}") == (
         f"{POOLS}.web.check.interval", "must be at least 100ms")
+
+
+@pytest.mark.parametrize("retry", ["10ms", "3s"])
+def test_a_retry_interval_outside_20ms_to_the_interval_is_rejected(web_error, retry) -> None:
+    assert web_error(f"{{check: {{interval: 2s, retry_interval: {retry}}}, "
+                     "members: [127.0.0.1]}") == (
+        f"{POOLS}.web.check.retry_interval", "must be at least 20ms and at most the interval "
+        "(2s)")
 
 
 def test_a_bad_duration_is_rejected_at_its_key(web_error) -> None:

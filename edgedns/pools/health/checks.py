@@ -13,14 +13,18 @@ class CheckSpec:
     """A check as configured (``defaults.check`` merged with pool and member overrides)."""
 
     type: str = "icmp"
-    interval: float = 1.0
+    interval: float = 0.5
     """Seconds between the starts of two probes of one target."""
-    timeout: float = 0.5
+    timeout: float = 0.1
     """Seconds a probe may take before it counts as failed."""
-    fall: int = 2
+    fall: int = 5
     """Consecutive failures that take an up member down."""
     rise: int = 2
     """Consecutive successes that bring a down member up."""
+    retry_interval: float = 0.1
+    """Seconds between probe starts while a change is being confirmed (after a failure of an
+    up member, or a success of a down one), so `fall` failures confirm a dead host within a
+    fraction of a second while one lost packet is forgiven (HAProxy's `fastinter`)."""
     port: int | None = None
     """tcp/http/https: the port probed (http 80 and https 443 when unset)."""
     address: str | None = None
@@ -53,6 +57,7 @@ class Target:
     timeout: float
     fall: int
     rise: int
+    retry_interval: float
 
     @classmethod
     def for_member(cls, spec: CheckSpec, member_address: str) -> Target:
@@ -62,7 +67,7 @@ class Target:
         return cls(
             spec.type, spec.address or member_address, port, spec.path, spec.expect_status,
             spec.expect_body, spec.host, spec.verify_tls, spec.interval, spec.timeout,
-            spec.fall, spec.rise,
+            spec.fall, spec.rise, spec.retry_interval,
         )
 
     def __str__(self) -> str:

@@ -24,7 +24,9 @@ from edgedns.supervisor import Supervisor
 
 log = logging.getLogger(__name__)
 
-ResultSink = Callable[[Target, ProbeResult], None]
+ResultSink = Callable[[Target, ProbeResult], bool | None]
+"""Takes a probe's result; True asks for the next probe after `retry_interval` instead of
+`interval` (a change is being confirmed)."""
 
 TASK = "health-scheduler"
 DEFAULT_MAX_CONCURRENT = 1000
@@ -157,17 +159,22 @@ class Scheduler:
             self._inflight.discard(target)
         self.last_result = self.clock()
         if target in self._targets:
+            settling = False
             try:
-                self.on_result(target, result)
+                settling = bool(self.on_result(target, result))
             finally:
-                self._schedule_next(target, due)
+                self._schedule_next(target, due, settling)
 
-    def _schedule_next(self, target: Target, due: float) -> None:
+    def _schedule_next(self, target: Target, due: float, settling: bool) -> None:
         # The first follow-up comes at a random phase of the interval, spreading targets
-        # added together; later ones keep that phase.
+        # added together; later ones keep that phase. A change being confirmed is probed
+        # again after `retry_interval` (or as soon as the probe ended, if it took longer).
         first = target in self._fresh
         self._fresh.discard(target)
-        step = target.interval * (random.uniform(0.1, 1.0) if first else 1.0)
+        if settling:
+            step = target.retry_interval
+        else:
+            step = target.interval * (random.uniform(0.1, 1.0) if first else 1.0)
         next_due = max(due + step, self.clock())
         earliest = self._heap[0][0] if self._heap else float("inf")
         heapq.heappush(self._heap, (next_due, next(self._order), target))

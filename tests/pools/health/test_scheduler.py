@@ -309,6 +309,35 @@ def test_a_checker_raising_counts_as_a_failure_and_the_scheduler_keeps_running(
     assert "probe of tcp 127.0.0.1:9 failed unexpectedly" in caplog.messages
 
 
+def test_while_a_change_is_being_confirmed_probes_come_every_retry_interval(checks) -> None:
+    t = target(1, interval=1.0, timeout=0.05, retry_interval=0.05)
+    settling = [False, True, True, False, False]  # what the sink says after each result
+
+    async def main() -> list[float]:
+        got: list[int] = []
+
+        def sink(target: Target, result: ProbeResult) -> bool:
+            got.append(1)
+            return settling[len(got) - 1] if len(got) <= len(settling) else False
+
+        scheduler = Scheduler(sink)
+        scheduler.set_targets([t])
+        scheduler.start(None)
+        try:
+            while len(got) < 4:
+                await asyncio.sleep(0.01)
+        finally:
+            await scheduler.stop()
+        return checks.times(t)
+
+    starts = asyncio.run(asyncio.wait_for(main(), 10))
+    gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
+    # After the first (fresh) probe, a random phase of the interval; then two retries 50 ms
+    # apart; then back to the interval.
+    assert 0.04 <= gaps[1] < 0.3 and 0.04 <= gaps[2] < 0.3
+    assert gaps[0] >= 0.09
+
+
 def test_a_checker_raising_is_counted(checks) -> None:
     checks.raises = lambda call: RuntimeError("boom") if call <= 2 else None
     t = target(1, interval=0.1, timeout=0.05)
