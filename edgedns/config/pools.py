@@ -12,7 +12,7 @@ from edgedns.dns.presentation import shown
 from edgedns.pools.health.checks import CHECK_TYPES, CheckSpec
 from edgedns.pools.pool import POLICIES, WHEN_ALL_DOWN, Member, PoolSpec
 
-DEFAULT_POOL_TTL = 5
+DEFAULT_POOL_TTL = 1
 MIN_INTERVAL = 0.1
 MIN_RETRY_INTERVAL = 0.02
 CHECK_KEYS = ("type", "interval", "timeout", "fall", "rise", "retry_interval", "port",

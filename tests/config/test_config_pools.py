@@ -71,7 +71,7 @@ def web_error(error):
 def test_a_pool_with_only_members_gets_every_default(web) -> None:
     pool = web("{members: [127.0.0.1]}")
     assert pool == PoolSpec(
-        name=names.from_text("web.site.lan."), ttl=5, policy="all", count=None, preempt=True,
+        name=names.from_text("web.site.lan."), ttl=1, policy="all", count=None, preempt=True,
         members=(Member("127.0.0.1", CheckSpec()),), when_all_down="serve_all", fallback=(),
     )
 
