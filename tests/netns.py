@@ -125,6 +125,7 @@ class NetnsLab:
         self.sink_if = f"ed{self.tag}k"
         self._namespaces: list[str] = []
         self._links: list[str] = []
+        self._extra_routes: list[str] = []
         self._closed = False
 
     # -- building and teardown --------------------------------------------------------------
@@ -228,6 +229,8 @@ class NetnsLab:
                     errors.append(f"link del {link}: {done.stderr.strip()}")
         for host in self.hosts:
             ip("route", "del", str(host.block), "metric", str(SINK_METRIC), check=False)
+        for route in self._extra_routes:
+            ip("route", "del", route, check=False)
         if errors:
             print("netns lab teardown: " + "; ".join(errors), file=sys.stderr)
 
@@ -298,6 +301,41 @@ class NetnsLab:
             if stream is not None:
                 stream.close()
         return time.monotonic()
+
+    def add_addresses(self, host: Host, count: int) -> list[str]:
+        """`count` more addresses for `host` (on its loopback, from a free block of NETWORK),
+        routed to it from the root namespace; removed with the lab. For many pool members
+        without a namespace each."""
+        bits = max(count - 1, 1).bit_length()
+        with open(LOCK_FILE, "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            used = _root_networks()
+            for _ in range(200):
+                size = 1 << bits
+                start = secrets.randbelow(NETWORK.num_addresses // size) * size
+                block = ipaddress.ip_network(f"{NETWORK.network_address + start}/{32 - bits}")
+                if not any(block.overlaps(u) for u in used):
+                    break
+            else:
+                raise RuntimeError(f"no free /{32 - bits} in {NETWORK}")
+            ip("route", "add", str(block), "via", host.address, "dev", host.root_if)
+            self._extra_routes.append(str(block))
+        addresses = [str(block.network_address + i) for i in range(count)]
+        for address in addresses:
+            ip("-n", host.netns, "addr", "add", f"{address}/32", "dev", "lo")
+        return addresses
+
+    def drop_icmp(self, host: Host, percent: int) -> None:
+        """`host` drops that share of the ICMP packets it receives, at random (nftables
+        `numgen random`): a lossy link, for echo requests to every address it holds."""
+        rules = ("table inet edgedns_loss {\n chain input {\n"
+                 "  type filter hook input priority 0;\n"
+                 f"  meta l4proto icmp numgen random mod 100 < {percent} drop\n }}\n}}\n")
+        done = subprocess.run(["ip", "netns", "exec", host.netns, "nft", "-f", "-"],
+                              input=rules, capture_output=True, text=True,
+                              timeout=_COMMAND_TIMEOUT)
+        if done.returncode != 0:
+            raise RuntimeError(f"nft in {host.netns}: {done.stderr.strip()}")
 
     def unplug(self, host: Host) -> float:
         """Take `host`'s end of its link down: it vanishes (nothing answers, no ICMP error
