@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 CHECK_TYPES = ("icmp", "tcp", "http", "https", "none")
 
@@ -58,6 +58,18 @@ class Target:
     fall: int
     rise: int
     retry_interval: float
+    _hash: int = field(init=False, repr=False, compare=False)
+    """Computed once: targets key the scheduler's and the pools' tables, hashed per probe,
+    and `expect_status` alone holds 200 codes by default."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_hash", hash((
+            self.type, self.address, self.port, self.path, self.expect_status,
+            self.expect_body, self.host, self.verify_tls, self.interval, self.timeout,
+            self.fall, self.rise, self.retry_interval)))
+
+    def __hash__(self) -> int:
+        return self._hash
 
     @classmethod
     def for_member(cls, spec: CheckSpec, member_address: str) -> Target:

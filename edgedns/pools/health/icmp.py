@@ -15,7 +15,6 @@ then picks the identifier and hands each socket only its own replies. When neith
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import os
 import secrets
@@ -93,7 +92,8 @@ class _Family:
             ident, sequence, payload = parsed
             if self.raw and ident != self.ident:
                 continue  # another prober's reply, where no kernel filter could be attached
-            probe = self.pending.get((_canonical(source[0]), sequence))
+            # The kernel's text form of the source is canonical, as member addresses are.
+            probe = self.pending.get((source[0], sequence))
             if probe is None or probe[1] != payload or probe[0].done():
                 self.unmatched += 1
                 continue
@@ -148,8 +148,8 @@ class IcmpProber:
 
     async def probe(self, target: Target) -> ProbeResult:
         """One echo request to `target.address`; the scheduler bounds the wait."""
-        address = _canonical(target.address)
-        family = self._families.get(ipaddress.ip_address(address).version)
+        address = target.address  # canonical text, as the config reader wrote it
+        family = self._families.get(6 if ":" in address else 4)
         if family is None:
             return ProbeResult(False, "no ICMP socket for this address family")
         sequence = family.next_sequence(address)
@@ -212,6 +212,3 @@ def _tune(family: _Family) -> None:
     except OSError as exc:
         log.warning("could not filter the ICMPv%d socket: %s", version, exc)
 
-
-def _canonical(address: str) -> str:
-    return str(ipaddress.ip_address(address))
