@@ -268,6 +268,7 @@ class Server:
         self.connections.idle_timeout = config.tcp.idle_timeout
         self.connections.max_per_client = config.tcp.max_per_client
         self.scheduler.set_targets(pools.targets())
+        self.icmp.keep_only(_icmp_versions(pools))
         self._share_descriptors()
         if old_forwarder is not None:
             if handler.forwarder is not None:

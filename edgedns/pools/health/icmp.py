@@ -139,6 +139,15 @@ class IcmpProber:
             loop.add_reader(family.sock.fileno(), family.readable)
             self._families[version] = family
 
+    def keep_only(self, versions: set[int]) -> None:
+        """Close the sockets of IP versions no longer in `versions` (a reload removed the
+        last ICMP check of that version); probes still waiting on them time out."""
+        for version in self.versions - versions:
+            family = self._families.pop(version)
+            if self._loop is not None:
+                self._loop.remove_reader(family.sock.fileno())
+            family.sock.close()
+
     def close(self) -> None:
         for family in self._families.values():
             if self._loop is not None:

@@ -243,3 +243,37 @@ def test_the_kernel_filter_passes_only_our_echo_replies(version: int, address: s
             assert echo.parse_reply(packet, version, version == 4) == (ours.ident, 1, b"y" * 16)
     finally:
         ours.sock.close()
+
+
+@needs_root
+def test_two_probers_in_one_process_never_take_each_others_replies() -> None:
+    """The old identifier was the PID, so two instances with one PID (containers on the host
+    network are all PID 1) took each other's replies. Prober `b` waits on every sequence
+    number prober `a` uses, as if it had sent the same probes and lost them all."""
+    async def body() -> tuple[int, int, int]:
+        a, b = IcmpProber(), IcmpProber()
+        a.ensure({4})
+        b.ensure({4})
+        try:
+            target = icmp_target("127.0.0.1")
+            fa, fb = a._families[4], b._families[4]
+            start = fa.sequences.get("127.0.0.1")
+            loop = asyncio.get_running_loop()
+            waiting = []
+            for _ in range(20):
+                sequence = fa.sequences.get("127.0.0.1", start)
+                if sequence is not None:
+                    waiter = loop.create_future()
+                    fb.pending[("127.0.0.1", sequence)] = (waiter, os.urandom(16))
+                    waiting.append(waiter)
+                assert (await asyncio.wait_for(a.probe(target), 5)).ok
+            await asyncio.sleep(0.1)
+            return sum(w.done() for w in waiting), len(waiting), b.unmatched
+        finally:
+            a.close()
+            b.close()
+
+    resolved, waited, unmatched = asyncio.run(body())
+    assert waited >= 19  # all but the first, whose sequence is drawn inside the probe
+    assert resolved == 0
+    assert unmatched == 0  # the kernel filter kept a's replies out of b's socket altogether
