@@ -212,12 +212,30 @@ def opt_record(edns: int, ext_rcode: int = 0) -> bytes:
     return struct.pack("!BHHBBHH", 0, OPT, MAX_UDP, ext_rcode, 0, flags, 0)
 
 
+_OPT_RECORDS = {EDNS: opt_record(EDNS), EDNS_DO: opt_record(EDNS_DO)}
+
+
+def answer_to(answer: bytes, query: Query) -> bytes:
+    """`patch` and, for an EDNS query, `with_opt` in one go: the reply to `query` from
+    `answer` (packed without OPT, RD or CD, for its lowercased question or a name of the
+    same length sharing it)."""
+    data = query.data
+    question_end = query.name_end + 4
+    flags = bytes((answer[2] | (data[2] & _RD), answer[3] | (data[3] & _CD)))
+    if query.edns == NO_EDNS:
+        return (data[:2] + flags + answer[4:HEADER] + data[HEADER:question_end]
+                + answer[question_end:])
+    arcount = ((answer[10] << 8 | answer[11]) + 1).to_bytes(2, "big")
+    return b"".join((data[:2], flags, answer[4:10], arcount, data[HEADER:question_end],
+                     answer[question_end:], _OPT_RECORDS[query.edns]))
+
+
 def with_opt(message: bytes, edns: int) -> bytes:
     """`message` (a reply without OPT) with our OPT appended and ARCOUNT raised by one."""
     if edns == NO_EDNS:
         return message
     arcount = (message[10] << 8 | message[11]) + 1
-    return message[:10] + arcount.to_bytes(2, "big") + message[HEADER:] + opt_record(edns)
+    return message[:10] + arcount.to_bytes(2, "big") + message[HEADER:] + _OPT_RECORDS[edns]
 
 
 def truncated(message: bytes, question_end: int) -> bytes:

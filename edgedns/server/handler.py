@@ -109,13 +109,14 @@ class QueryHandler:
                 return reply
             return self._limited(reply, client, b"", reject.question_end)
         # The same question asked with other letter case, ID, RD, cookie or padding.
-        key = (query.qname, query.qtype, query.qclass, data[3] & _CD, query.edns,
-               wire.limit(query, tcp))
-        hit = normal.get(key)
+        limit = wire.limit(query, tcp)
+        key = (query.qname, query.qtype, query.qclass, data[3] & _CD, query.edns, limit)
+        hit = normal.entries.get(key)
         if hit is not None and self._holds(hit, client):
+            normal.entries.move_to_end(key)
             self.stats.count(*hit[1], time.perf_counter() - start)
             return self._send(wire.patch(hit[0], query), tcp, client, hit)
-        reply, zone, holds_for, pool, generation = self._answer(query, tcp, client)
+        reply, zone, holds_for, pool, generation = self._answer(query, tcp, client, limit)
         if reply.__class__ is bytes:
             self._done(query, reply, zone, tcp, client, start)
             # NXDOMAIN replies are limited per zone, so random names share one bucket.
@@ -179,12 +180,13 @@ class QueryHandler:
                 "tcp" if tcp else "udp", elapsed * 1e6, zone or "none")
 
     def _answer(
-        self, query: wire.Query, tcp: bool, client: str
+        self, query: wire.Query, tcp: bool, client: str, limit: int
     ) -> tuple[bytes | asyncio.Future[bytes], str, float, Name | None, int]:
         """(reply, zone label, for how many seconds every client asking these bytes gets
         this same reply: _FOREVER while the zones say the same, 0 when it depends on who
         asks; the pool whose addresses it holds and that pool's generation, if any).
-        Forwarded replies count as the same for every client the ACL lets in."""
+        Forwarded replies count as the same for every client the ACL lets in. `limit`:
+        the largest reply the query may get (`wire.limit`)."""
         qtype = query.qtype
         if query.qclass != _IN or qtype == _IXFR or qtype == _AXFR:
             # Zone transfers are not offered; AXFR is TCP-only (RFC 5936 §4.2).
@@ -221,7 +223,6 @@ class QueryHandler:
             packed = entry.packed
         if entry.shared:
             holds_for = 0.0  # found again as cheaply as from the packet cache: spare it
-        limit = wire.limit(query, tcp)
         if query.edns:
             limit -= wire.OPT_SIZE if echo is None else wire.OPT_SIZE + len(echo)
         if len(packed.full) <= limit:
@@ -230,9 +231,7 @@ class QueryHandler:
             reply = packed.reduced
         else:
             reply = packed.stub
-        if query.edns:
-            reply = wire.with_opt(reply, query.edns)
-        reply = wire.patch(reply, query)
+        reply = wire.answer_to(reply, query)
         if echo is not None:
             reply = wire.add_option(reply, echo)
         return reply, entry.zone, holds_for, entry.pool, entry.generation
