@@ -43,11 +43,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import REPO, BenchError, Proc, main, write_json
+from common import REPO, BenchError, Proc, lab_main, one_pool_yaml, write_json
 
 sys.path.insert(0, str(REPO))
 from edgedns.pools.health.checks import CheckSpec  # noqa: E402
-from tests.netns import Host, NetnsLab, available  # noqa: E402
+from tests.netns import Host, NetnsLab  # noqa: E402
 
 NAME = "app.pool.lan"
 POLL = 0.02
@@ -66,22 +66,6 @@ while True:
         print(json.dumps({"t": time.monotonic(), "addresses": found}), flush=True)
         last = found
     time.sleep(float(sys.argv[2]))
-"""
-
-
-def config_text(backends: list[Host], ttl: int | None) -> str:
-    ttl_line = f"        ttl: {ttl}\n" if ttl is not None else ""
-    return f"""\
-# bench/clientview.py: every check setting at its default.
-admin: false
-zones:
-  pool.lan:
-    records:
-      ns1: {{A: 127.0.0.1}}
-    pools:
-      app:
-{ttl_line}        policy: all
-        members: [{", ".join(h.address for h in backends)}]
 """
 
 
@@ -177,7 +161,9 @@ def run(args: argparse.Namespace) -> int:
         tmp = Path(tmp_name)
         backends, client_host = lab.hosts[:2], lab.hosts[2]
         config = tmp / "clientview.yaml"
-        config.write_text(config_text(backends, args.ttl))
+        ttl = f"        ttl: {args.ttl}\n" if args.ttl is not None else ""
+        config.write_text(one_pool_yaml([h.address for h in backends],
+                                        pool_keys=ttl + "        policy: all\n"))
         server = Proc("edgedns", [sys.executable, "-m", "edgedns", "serve", "-c", str(config),
                                   "--listen", f"{client_host.gateway}:53"], tmp / "edgedns.log")
         try:
@@ -203,8 +189,4 @@ def run(args: argparse.Namespace) -> int:
 
 if __name__ == "__main__":
     arguments = parse_args()
-    reason = available()
-    if reason:
-        print(f"clientview.py: {reason}", file=sys.stderr)
-        sys.exit(2)
-    sys.exit(main(lambda: run(arguments)))
+    lab_main("clientview.py", lambda: run(arguments))

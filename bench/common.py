@@ -621,6 +621,27 @@ def preflight(tools: list[str], cpus: list[int] = ()) -> None:
             raise BenchError(f"CPU {cpu} is not available (have {sorted(have)})")
 
 
+def one_pool_yaml(members: list[str], admin: int | None = None, pool_keys: str = "") -> str:
+    """A config serving zone pool.lan with one pool, `app`, of `members`: every check
+    setting at its default unless `pool_keys` (YAML lines, indented 8 spaces) says more."""
+    return (f"admin: {f'127.0.0.1:{admin}' if admin else 'false'}\n"
+            "zones:\n  pool.lan:\n    records:\n      ns1: {A: 127.0.0.1}\n"
+            f"    pools:\n      app:\n{pool_keys}        members: [{', '.join(members)}]\n")
+
+
+def lab_main(script: str, run: Callable[[], int]) -> None:
+    """Exit with `run`'s status (through `main`), or 2 when network-namespace labs cannot be
+    built here (tests/netns.py says why)."""
+    sys.path.insert(0, str(REPO))
+    from tests.netns import available
+
+    reason = available()
+    if reason:
+        print(f"{script}: {reason}", file=sys.stderr)
+        sys.exit(2)
+    sys.exit(main(run))
+
+
 def main(run: Callable[[], int]) -> int:
     """Run `run` with SIGTERM turned into Ctrl-C; every child is stopped on the way out."""
 

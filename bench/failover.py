@@ -53,11 +53,11 @@ import dns.exception
 import dns.message
 import dns.query
 import dns.rdatatype
-from common import REPO, BenchError, Proc, free_port, main, start_edgedns, write_json
+from common import REPO, BenchError, Proc, free_port, lab_main, start_edgedns, write_json
 
 sys.path.insert(0, str(REPO))
 from edgedns.pools.health.checks import CheckSpec  # noqa: E402
-from tests.netns import Host, NetnsLab, available  # noqa: E402
+from tests.netns import Host, NetnsLab  # noqa: E402
 
 DEFAULTS = CheckSpec()  # what the config below leaves every check at
 INTERVAL = DEFAULTS.interval
@@ -250,8 +250,4 @@ def run(args: argparse.Namespace) -> int:
 
 if __name__ == "__main__":
     arguments = parse_args()
-    reason = available()
-    if reason:
-        print(f"failover.py: {reason}", file=sys.stderr)
-        sys.exit(2)
-    sys.exit(main(lambda: run(arguments)))
+    lab_main("failover.py", lambda: run(arguments))

@@ -38,7 +38,15 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import BenchError, Proc, free_port, main, session_cpu_seconds, write_json
+from common import (
+    BenchError,
+    Proc,
+    free_port,
+    main,
+    one_pool_yaml,
+    session_cpu_seconds,
+    write_json,
+)
 
 FLOOD_TARGET = "127.3.0.1"
 
@@ -55,18 +63,9 @@ def loopback_members(count: int) -> list[str]:
 
 
 def start_edgedns(tmp: Path, members: list[str], interval: str | None) -> Proc:
-    check = f"\n        check: {{interval: {interval}}}" if interval else ""
+    check = f"        check: {{interval: {interval}}}\n" if interval else ""
     config = tmp / f"icmpcost-{len(members)}.yaml"
-    config.write_text(f"""\
-admin: false
-zones:
-  pool.lan:
-    records:
-      ns1: {{A: 127.0.0.1}}
-    pools:
-      app:{check}
-        members: [{", ".join(members)}]
-""")
+    config.write_text(one_pool_yaml(members, pool_keys=check))
     return Proc("edgedns", [sys.executable, "-m", "edgedns", "serve", "-c", str(config),
                             "--listen", f"127.0.0.1:{free_port()}", "--log-level", "warning"],
                 tmp / f"edgedns-{len(members)}.log")

@@ -27,11 +27,20 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import REPO, BenchError, Proc, free_port, main, scrape, write_json
+from common import (
+    REPO,
+    BenchError,
+    Proc,
+    free_port,
+    lab_main,
+    one_pool_yaml,
+    scrape,
+    write_json,
+)
 
 sys.path.insert(0, str(REPO))
 from edgedns.pools.health.checks import CheckSpec  # noqa: E402
-from tests.netns import NetnsLab, available  # noqa: E402
+from tests.netns import NetnsLab  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:
@@ -51,17 +60,7 @@ def run(args: argparse.Namespace) -> int:
         addresses = lab.add_addresses(farm, args.members)
         port, admin = free_port(), free_port()
         config = tmp / "lossy.yaml"
-        config.write_text(f"""\
-# bench/lossy.py: every check setting at its default.
-admin: 127.0.0.1:{admin}
-zones:
-  pool.lan:
-    records:
-      ns1: {{A: 127.0.0.1}}
-    pools:
-      app:
-        members: [{", ".join(addresses)}]
-""")
+        config.write_text(one_pool_yaml(addresses, admin))
         log = tmp / "edgedns.log"
         server = Proc("edgedns", [sys.executable, "-m", "edgedns", "serve", "-c", str(config),
                                   "--listen", f"127.0.0.1:{port}"], log)
@@ -104,8 +103,4 @@ zones:
 
 if __name__ == "__main__":
     arguments = parse_args()
-    reason = available()
-    if reason:
-        print(f"lossy.py: {reason}", file=sys.stderr)
-        sys.exit(2)
-    sys.exit(main(lambda: run(arguments)))
+    lab_main("lossy.py", lambda: run(arguments))
