@@ -47,25 +47,24 @@ def test_slip_zero_drops_everything_over_the_rate() -> None:
     assert set(outcomes(limiter(rate=5, slip=0), "192.0.2.1", 20)[5:]) == {"drop"}
 
 
-def test_a_truncated_reply_is_the_question_with_tc() -> None:
+def slipped(reply: bytes) -> dns.message.Message:
+    """What a source already over the rate gets for `reply` with slip 1: always a TC."""
     rrl = limiter(rate=1, slip=1)
     outcomes(rrl, "192.0.2.1", 1)
-    reply = rrl.limit("192.0.2.1", REPLY, NAME, QUESTION_END, 100.0)
-    assert reply is not None
-    message = dns.message.from_wire(reply)
+    out = rrl.limit("192.0.2.1", reply, NAME, QUESTION_END, 100.0)
+    assert out is not None
+    message = dns.message.from_wire(out)
     assert message.flags & dns.flags.TC and not message.answer
-    assert message.question[0].name.to_text() == "www.example.lan."
+    return message
+
+
+def test_a_truncated_reply_is_the_question_with_tc() -> None:
+    assert slipped(REPLY).question[0].name.to_text() == "www.example.lan."
 
 
 def test_a_truncated_reply_to_an_edns_query_keeps_the_opt() -> None:
     opt = b"\x00\x00\x29\x04\xd0\x00\x00\x80\x00\x00\x00"  # DO set
-    with_opt = REPLY[:11] + b"\x01" + REPLY[12:] + opt
-    rrl = limiter(rate=1, slip=1)
-    outcomes(rrl, "192.0.2.1", 1)
-    reply = rrl.limit("192.0.2.1", with_opt, NAME, QUESTION_END, 100.0)
-    assert reply is not None
-    message = dns.message.from_wire(reply)
-    assert message.flags & dns.flags.TC and not message.answer
+    message = slipped(REPLY[:11] + b"\x01" + REPLY[12:] + opt)
     assert message.edns == 0 and message.ednsflags & dns.flags.DO
 
 
