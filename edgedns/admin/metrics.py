@@ -155,6 +155,12 @@ class ServerCollector:
             "sequence or nonce: forged, late or duplicated)")
         unmatched.add_metric((), self.server.icmp.unmatched)
         yield unmatched
+        foreign = CounterMetricFamily(
+            "edgedns_icmp_replies_foreign",
+            "ICMP echo replies to other probers on the host read by edgedns (0 while the "
+            "kernel filter works)")
+        foreign.add_metric((), self.server.icmp.foreign)
+        yield foreign
         failures = CounterMetricFamily(
             "edgedns_background_failures",
             "Unexpected exceptions in background work, each logged with its traceback: a "

@@ -67,6 +67,7 @@ class _Family:
         self.pending: dict[tuple[str, int], tuple[asyncio.Future[float], bytes]] = {}
         """(address, sequence) → the probe's waiter and nonce."""
         self.unmatched = 0
+        self.foreign = 0
 
     def next_sequence(self, address: str) -> int:
         sequence = self.sequences.get(address)
@@ -91,7 +92,8 @@ class _Family:
                 continue
             ident, sequence, payload = parsed
             if self.raw and ident != self.ident:
-                continue  # another prober's reply, where no kernel filter could be attached
+                self.foreign += 1  # another prober's: only where no kernel filter is attached
+                continue
             # The kernel's text form of the source is canonical, as member addresses are.
             probe = self.pending.get((source[0], sequence))
             if probe is None or probe[1] != payload or probe[0].done():
@@ -120,6 +122,12 @@ class IcmpProber:
     def unmatched(self) -> int:
         """Echo replies that matched no probe in flight: forged, late or duplicated."""
         return sum(family.unmatched for family in self._families.values())
+
+    @property
+    def foreign(self) -> int:
+        """Echo replies to other probers' identifiers that reached us: 0 while the kernel
+        filter works."""
+        return sum(family.foreign for family in self._families.values())
 
     def ensure(self, versions: set[int]) -> None:
         """Open sockets for the IP `versions` (4 and/or 6) not open yet: raw when allowed,

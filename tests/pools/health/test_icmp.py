@@ -206,7 +206,7 @@ def test_a_reply_with_the_identifier_sequence_and_nonce_answers_its_probe(loop) 
     ])
     family.readable()
     assert waiter.done()
-    assert family.unmatched == 1
+    assert (family.unmatched, family.foreign) == (1, 1)
 
 
 def test_sequences_count_per_address_from_a_random_start() -> None:
