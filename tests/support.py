@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import shutil
 import socket
 import subprocess
 import textwrap
@@ -86,6 +88,15 @@ def listener_on(host: str, absent_on: tuple[str, ...]) -> Iterator[int]:
     raise RuntimeError("no suitable port")
 
 
+SBIN = ("/usr/local/sbin", "/usr/sbin", "/sbin")
+"""Where Debian installs daemons (nsd, keepalived); a non-root user's PATH often lacks them."""
+
+
+def daemon(name: str) -> str | None:
+    """The path of the program `name` on PATH or in the sbin directories, else None."""
+    return shutil.which(name) or shutil.which(name, path=os.pathsep.join(SBIN))
+
+
 @contextlib.contextmanager
 def nsd_server(work: Path, zones: dict[str, str], port: int) -> Iterator[int]:
     """Run NSD on 127.0.0.1:`port` serving `zones` (apex → zone file name, already in `work`);
@@ -112,8 +123,8 @@ def nsd_server(work: Path, zones: dict[str, str], port: int) -> Iterator[int]:
         """) + zone_lines)
     log = work / "nsd.stderr"
     with log.open("wb") as stderr:
-        proc = subprocess.Popen(["nsd", "-d", "-c", str(conf)], stdout=subprocess.DEVNULL,
-                                stderr=stderr)
+        proc = subprocess.Popen([daemon("nsd") or "nsd", "-d", "-c", str(conf)],
+                                stdout=subprocess.DEVNULL, stderr=stderr)
     try:
         probe = dns.message.make_query(next(iter(zones)), "SOA")
         deadline = time.monotonic() + 10.0

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from edgedns import config as config_mod
-from tests.support import EXAMPLES
+from tests.support import EXAMPLES, daemon
 
 
 def test_example_config_loads_with_zones_pools_and_tcp_checks_only() -> None:
@@ -34,7 +34,7 @@ def test_systemd_unit_verifies(tmp_path: Path) -> None:
     assert result.returncode == 0 and not problems, result.stderr
 
 
-@pytest.mark.skipif(shutil.which("keepalived") is None, reason="keepalived not installed")
+@pytest.mark.skipif(daemon("keepalived") is None, reason="keepalived not installed")
 @pytest.mark.skipif(os.geteuid() != 0, reason="keepalived checks its scripts as root only")
 def test_keepalived_example_passes_its_config_test(tmp_path: Path) -> None:
     # The config test insists that the check script exists and that its user can run it;
@@ -46,6 +46,7 @@ def test_keepalived_example_passes_its_config_test(tmp_path: Path) -> None:
     (tmp_path / "keepalived.conf").write_text(
         conf.replace("script_user keepalived_script", "script_user root"))
     result = subprocess.run(
-        ["keepalived", "--config-test", "-f", str(tmp_path / "keepalived.conf")],
+        [daemon("keepalived") or "keepalived", "--config-test", "-f",
+         str(tmp_path / "keepalived.conf")],
         capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr

@@ -20,12 +20,12 @@ import dns.query
 import pytest
 
 from tests.conftest import RunningServer
-from tests.support import DATA, free_port, nsd_server
+from tests.support import DATA, daemon, free_port, nsd_server
 
 ZONES = {"rules.lan.": "rules.zone", "child.rules.lan.": "child.zone"}
 
 pytestmark = pytest.mark.skipif(
-    shutil.which("nsd") is None, reason="reference server NSD not installed (apt-get install nsd)"
+    daemon("nsd") is None, reason="reference server NSD not installed (apt-get install nsd)"
 )
 
 

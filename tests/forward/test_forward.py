@@ -33,14 +33,14 @@ import pytest
 from edgedns import config as config_mod
 from edgedns.forward.forwarder import Upstream
 from tests.conftest import RunningServer
-from tests.support import DATA, free_port, nsd_server
+from tests.support import DATA, daemon, free_port, nsd_server
 
 LOCAL = "127.0.0.1"
 FAKE_ADDRESS = "192.0.2.100"
 FORGED_ADDRESS = "6.6.6.6"
 
 needs_nsd = pytest.mark.skipif(
-    shutil.which("nsd") is None, reason="reference server NSD not installed (apt-get install nsd)"
+    daemon("nsd") is None, reason="reference server NSD not installed (apt-get install nsd)"
 )
 
 
@@ -232,7 +232,7 @@ def server(tmp_path: Path) -> Iterator[Callable[..., RunningServer]]:
 @pytest.fixture(scope="module")
 def nsd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     """NSD serving tests/data/rules.zone on 127.0.0.1; yields its port."""
-    if shutil.which("nsd") is None:
+    if daemon("nsd") is None:
         pytest.skip("reference server NSD not installed")
     work = tmp_path_factory.mktemp("nsd")
     shutil.copy(DATA / "rules.zone", work / "rules.zone")
