@@ -41,18 +41,26 @@ def main() -> None:
               help="The YAML config file.")
 @click.option("-l", "--listen", multiple=True, metavar="ADDR:PORT",
               help="Serve on this address instead of the config's 'listen' (repeatable).")
+@click.option("--admin", "admin", metavar="ADDR:PORT|off",
+              help="Serve the admin endpoint here instead of the config's 'admin', or not "
+              "at all with 'off'.")
 @click.option("--log-level", type=click.Choice(LOG_LEVELS), default="info", show_default=True)
-def serve(config_path: str, listen: tuple[str, ...], log_level: str) -> None:
+def serve(config_path: str, listen: tuple[str, ...], admin: str | None, log_level: str) -> None:
     """Serve the zones in CONFIG over UDP and TCP until SIGINT or SIGTERM."""
     logging.basicConfig(
         stream=sys.stderr, level=log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    cfg = _load(config_path, listen)
     try:
-        server.run(cfg, listen)
+        cfg = config_mod.load(config_path, listen, admin)
+    except config_mod.ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    try:
+        server.run(cfg, listen, admin)
     except (OSError, IcmpUnavailable) as exc:
-        raise click.ClickException(f"cannot serve: {exc}") from None
+        # An OSError's strerror is the sentence we made; str() would prefix "[Errno N]".
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise click.ClickException(f"cannot serve: {reason}") from None
 
 
 @main.command()

@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+import errno
+import signal
+import socket
+import subprocess
+import sys
 import textwrap
+import time
+import urllib.request
 from pathlib import Path
 
+import dns.exception
+import dns.message
+import dns.query
 from click.testing import CliRunner
 
 from edgedns import __version__
 from edgedns.cli import main
-from tests.support import EXAMPLES
+from edgedns.config import Endpoint
+from edgedns.server import lifecycle
+from tests.support import EXAMPLES, REPO, free_port, wait_until
 
 EXAMPLE = EXAMPLES / "zones.yaml"
 
@@ -83,3 +95,96 @@ def test_serve_with_a_bad_config_exits_non_zero_before_serving(tmp_path: Path) -
     result = CliRunner().invoke(main, ["serve", "-c", str(path)])
     assert result.exit_code == 1
     assert f"Error: {path}: zones.site.lan.ttl: 'soon' is not a TTL" in result.stderr
+
+
+# --- serve: --admin, and start-up failures said plainly --------------------------------------
+
+
+SERVE_CONFIG = """\
+    admin: 127.0.0.1:{admin}
+    zones:
+      site.lan:
+        records:
+          www: {{A: 192.0.2.1}}
+    """
+
+
+def serve_process(config: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "edgedns", "serve", "-c", str(config), *args],
+                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+
+
+def admin_answers(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as reply:
+            return reply.status == 200
+    except OSError:
+        return False
+
+
+def stop(proc: subprocess.Popen[str]) -> str:
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=15)
+    return err
+
+
+def test_serve_admin_option_moves_the_admin_endpoint_and_keeps_it_across_reloads(
+        tmp_path: Path) -> None:
+    in_file, on_command_line = free_port(), free_port()
+    config = write(tmp_path, SERVE_CONFIG.format(admin=in_file))
+    proc = serve_process(config, "--listen", f"127.0.0.1:{free_port()}",
+                         "--admin", f"127.0.0.1:{on_command_line}")
+    try:
+        wait_until(lambda: admin_answers(on_command_line), within=15)
+        assert not admin_answers(in_file)
+        proc.send_signal(signal.SIGHUP)
+        time.sleep(1.0)
+        assert admin_answers(on_command_line) and not admin_answers(in_file)
+    finally:
+        err = stop(proc)
+    assert "reloaded (SIGHUP)" in err
+
+
+def test_serve_admin_off_serves_no_admin_endpoint(tmp_path: Path) -> None:
+    in_file, dns_port = free_port(), free_port()
+    config = write(tmp_path, SERVE_CONFIG.format(admin=in_file))
+    proc = serve_process(config, "--listen", f"127.0.0.1:{dns_port}", "--admin", "off")
+    try:
+        wait_until(lambda: udp_answers(dns_port), within=15)
+        assert not admin_answers(in_file)
+    finally:
+        stop(proc)
+
+
+def udp_answers(port: int) -> bool:
+    query = dns.message.make_query("www.site.lan", "A")
+    try:
+        return bool(dns.query.udp(query, "127.0.0.1", port=port, timeout=0.5).answer)
+    except (dns.exception.Timeout, OSError):
+        return False
+
+
+def test_serve_on_a_taken_port_says_so_and_announces_no_shutdown(tmp_path: Path) -> None:
+    config = write(tmp_path, SERVE_CONFIG.format(admin=free_port()))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = serve_process(config, "--listen", f"127.0.0.1:{port}")
+        _, err = proc.communicate(timeout=15)
+    assert proc.returncode == 1
+    assert (f"Error: cannot serve: cannot bind TCP 127.0.0.1:{port}: Address already in use "
+            "(another server listens there") in err
+    assert "shutting down" not in err
+
+
+def test_a_privileged_port_refused_names_the_two_usual_fixes() -> None:
+    error = lifecycle._bind_error(PermissionError(errno.EACCES, "Permission denied"), "UDP",
+                                  Endpoint("0.0.0.0", 53))
+    message = str(error)
+    assert error.errno == errno.EACCES
+    assert message.startswith("[Errno 13] cannot bind UDP 0.0.0.0:53: Permission denied; ")
+    assert "AmbientCapabilities=CAP_NET_BIND_SERVICE" in message
+    assert "setcap cap_net_bind_service+ep" in message
+    assert "listen on a port above 1023" in message

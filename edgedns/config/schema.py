@@ -84,8 +84,12 @@ class Config:
     """Every file the config was read from: itself, zone files, the DoT CA file."""
 
 
-def load(path: str | Path, listen_override: tuple[str, ...] = ()) -> Config:
-    """Read, parse and validate the config at `path`. Raises `ConfigError`."""
+def load(path: str | Path, listen_override: tuple[str, ...] = (),
+         admin_override: str | None = None) -> Config:
+    """Read, parse and validate the config at `path`. Raises `ConfigError`.
+
+    `listen_override` replaces the file's `listen` and `admin_override` its `admin.listen`
+    (``off`` turns the endpoint off): ``serve --listen`` and ``serve --admin``."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -100,7 +104,8 @@ def load(path: str | Path, listen_override: tuple[str, ...] = ()) -> Config:
     parser = _Parser(path)
     try:
         with heap.collector_paused():  # see edgedns.heap: a big zone loads far faster
-            return parser.config(raw if raw is not None else {}, listen_override)
+            return parser.config(raw if raw is not None else {}, listen_override,
+                                 admin_override)
     except ConfigError as exc:
         exc.files = tuple(parser.files)
         raise
@@ -109,7 +114,8 @@ def load(path: str | Path, listen_override: tuple[str, ...] = ()) -> Config:
 class _Parser(ZonesSection, PoolsSection, ForwardSection):
     """The whole file: the top level here, each section in its module."""
 
-    def config(self, raw: Any, listen_override: tuple[str, ...]) -> Config:
+    def config(self, raw: Any, listen_override: tuple[str, ...],
+               admin_override: str | None = None) -> Config:
         top = self.mapping(raw, "", TOP_KEYS)
         defaults = self.mapping(top.get("defaults", {}), "defaults", ("check",))
         self.default_check = self.check(defaults.get("check", {}), "defaults.check", CheckSpec())
@@ -134,6 +140,11 @@ class _Parser(ZonesSection, PoolsSection, ForwardSection):
         given: dict[str, Any] = {}  # the rest keep Config's defaults
         if "admin" in top:
             given["admin"] = self.admin(top["admin"], "admin")
+        if admin_override is not None:
+            admin = given.get("admin", AdminSettings())
+            listen_to = None if admin_override == "off" else self.convert(
+                admin_override, "--admin", lambda v: parse_endpoint(v, 9153))
+            given["admin"] = AdminSettings(listen_to, admin.token)
         for key in ("reload_interval", "shutdown_timeout"):
             if key in top:
                 given[key] = self.convert(top[key], key, parse_duration)

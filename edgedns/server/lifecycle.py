@@ -16,8 +16,10 @@ leaves the old config serving. Health of unchanged check targets carries over.
 from __future__ import annotations
 
 import asyncio
+import errno
 import ipaddress
 import logging
+import os
 import signal
 import socket
 import time
@@ -86,10 +88,13 @@ class _Listener:
 
 
 class Server:
-    def __init__(self, config: Config, listen_override: tuple[str, ...] = ()) -> None:
+    def __init__(self, config: Config, listen_override: tuple[str, ...] = (),
+                 admin_override: str | None = None) -> None:
         self.config = config
         self.listen_override = listen_override
         """Kept across reloads: ``serve --listen`` wins over the file's `listen`."""
+        self.admin_override = admin_override
+        """Kept across reloads: ``serve --admin`` wins over the file's `admin.listen`."""
         self.started = time.monotonic()
         self.stats = QueryStats()
         self.reloads = ReloadLog()
@@ -175,10 +180,13 @@ class Server:
     async def _bind(self, loop: asyncio.AbstractEventLoop, endpoint: Endpoint) -> _Listener:
         family = socket.AF_INET6 if ":" in endpoint.host else socket.AF_INET
         for _ in range(_BIND_ATTEMPTS):
-            server = await loop.create_server(
-                self.connections.protocol, endpoint.host, endpoint.port,
-                family=family, reuse_address=True, backlog=128,
-            )
+            try:
+                server = await loop.create_server(
+                    self.connections.protocol, endpoint.host, endpoint.port,
+                    family=family, reuse_address=True, backlog=128,
+                )
+            except OSError as exc:
+                raise _bind_error(exc, "TCP", endpoint) from None
             port = server.sockets[0].getsockname()[1]
             try:
                 udp = UdpListener.bind(endpoint.host, port, self.handler.respond)
@@ -186,7 +194,7 @@ class Server:
                 server.close()
                 if endpoint.port == 0:
                     continue  # the kernel's TCP pick is taken on UDP; pick again
-                raise OSError(exc.errno, f"cannot bind UDP {endpoint}: {exc.strerror}") from None
+                raise _bind_error(exc, "UDP", endpoint) from None
             return _Listener(udp, server, Endpoint(endpoint.host, port))
         raise OSError(f"no port free on both UDP and TCP for {endpoint.host}")
 
@@ -206,7 +214,7 @@ class Server:
     def _prepare(self, previous: PoolSet, old_cache: Cache | None
                  ) -> tuple[Config, PoolSet, QueryHandler]:
         """On the worker thread: the new config and everything answering from it."""
-        config = config_mod.load(self.config.source, self.listen_override)
+        config = config_mod.load(self.config.source, self.listen_override, self.admin_override)
         pools = PoolSet(config.pools, previous=previous)
         cache = old_cache if old_cache is not None and config.cache == self.config.cache else None
         return config, pools, build_handler(config, pools, self.stats, cache)
@@ -369,13 +377,39 @@ class Server:
             self.open_files = limits.raise_open_files()
             log.info("open files limit: %d", self.open_files)
             await self.start()
+        except BaseException:  # nothing was served: nothing to drain, nothing to announce
+            _remove_signal_handlers(loop)
+            await self.stop()
+            raise
+        try:
             await self._stopping.wait()
         finally:
-            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-                loop.remove_signal_handler(sig)
+            _remove_signal_handlers(loop)
             log.info("shutting down")
             await self.drain()
             await self.stop()
+
+
+_PRIVILEGED_FIX = (
+    "ports below 1024 need root or CAP_NET_BIND_SERVICE: run edgedns under systemd with "
+    "AmbientCapabilities=CAP_NET_BIND_SERVICE (examples/edgedns.service), or "
+    "setcap cap_net_bind_service+ep on the python binary; or listen on a port above 1023"
+)
+
+
+def _bind_error(exc: OSError, transport: str, endpoint: Endpoint) -> OSError:
+    """`exc` from binding `endpoint`, said plainly, with the fix for a privileged port."""
+    reason = os.strerror(exc.errno) if exc.errno else str(exc)
+    if exc.errno == errno.EACCES and 0 < endpoint.port < 1024:
+        reason += f"; {_PRIVILEGED_FIX}"
+    elif exc.errno == errno.EADDRINUSE:
+        reason += " (another server listens there: `ss -lnptu` names it)"
+    return OSError(exc.errno, f"cannot bind {transport} {endpoint}: {reason}")
+
+
+def _remove_signal_handlers(loop: asyncio.AbstractEventLoop) -> None:
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        loop.remove_signal_handler(sig)
 
 
 def _icmp_versions(pools: PoolSet) -> set[int]:
@@ -393,9 +427,10 @@ def _signatures(files: Iterable[Path], read_from_ns: int) -> dict[Path, Signatur
     return out
 
 
-def run(config: Config, listen_override: tuple[str, ...] = ()) -> None:
+def run(config: Config, listen_override: tuple[str, ...] = (),
+        admin_override: str | None = None) -> None:
     """Run a server for `config` on uvloop when installed, else the stdlib loop."""
-    server = Server(config, listen_override)
+    server = Server(config, listen_override, admin_override)
     try:
         import uvloop
     except ImportError:
