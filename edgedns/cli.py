@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import urllib.error
 import urllib.request
 
 import click
@@ -83,24 +84,52 @@ def check(config_path: str) -> None:
 
 
 @main.command()
-@click.option("--admin", "admin_url", default="http://127.0.0.1:9153", show_default=True,
-              help="The admin endpoint of the edgedns to ask.")
+@click.option("-c", "--config", "config_path", type=click.Path(dir_okay=False),
+              help="Ask the edgedns serving this config: its admin address and token.")
+@click.option("--admin", "admin_url", metavar="URL|ADDR:PORT",
+              help="The admin endpoint of the edgedns to ask  [default: the config's with "
+              "-c, else http://127.0.0.1:9153]")
 @click.option("--token", envvar="EDGEDNS_ADMIN_TOKEN", help="Bearer token, if the admin "
-              "endpoint needs one (or set EDGEDNS_ADMIN_TOKEN).")
+              "endpoint needs one (or set EDGEDNS_ADMIN_TOKEN; -c reads the config's).")
 @click.option("--json", "as_json", is_flag=True, help="Print the raw JSON snapshot.")
 @click.option("--timeout", default=3.0, show_default=True, help="Seconds to wait for it.")
-def status(admin_url: str, token: str | None, as_json: bool, timeout: float) -> None:
+def status(config_path: str | None, admin_url: str | None, token: str | None, as_json: bool,
+           timeout: float) -> None:
     """Show pools and members with their state; exit 1 when a pool is fully down, 2 when
     edgedns cannot be asked or its health engine is stalled (for monitoring and keepalived's
     vrrp_script)."""
-    request = urllib.request.Request(admin_url.rstrip("/") + "/status")
+    if config_path is not None:
+        try:
+            admin = config_mod.load_admin(config_path)
+        except config_mod.ConfigError as exc:
+            click.echo(f"edgedns status: {exc}", err=True)
+            sys.exit(2)
+        if admin.listen is None and admin_url is None:
+            click.echo(f"edgedns status: {config_path} turns the admin endpoint off", err=True)
+            sys.exit(2)
+        if admin_url is None:
+            admin_url = f"{_url_host(admin.listen.host)}:{admin.listen.port}"
+        token = token or admin.token
+    url = admin_url or "http://127.0.0.1:9153"
+    if "://" not in url:
+        url = "http://" + url
+    url = url.rstrip("/")
+    request = urllib.request.Request(url + "/status")
     if token:
         request.add_header("Authorization", f"Bearer {token}")
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             snap = json.load(response)
+    except urllib.error.HTTPError as exc:
+        hint = ""
+        if exc.code == 401:
+            hint = (" (it needs the admin token: --token T, EDGEDNS_ADMIN_TOKEN, or -c FILE to "
+                    "read it from the config)" if not token else " (the token was refused)")
+        click.echo(f"edgedns status: {url}/status answered {exc.code} {exc.reason}{hint}",
+                   err=True)
+        sys.exit(2)
     except (OSError, ValueError) as exc:
-        click.echo(f"edgedns status: cannot read {admin_url}/status: {exc}", err=True)
+        click.echo(f"edgedns status: cannot read {url}/status: {exc}", err=True)
         sys.exit(2)
     click.echo(json.dumps(snap, indent=2) if as_json else status_mod.table(snap))
     if snap["health_engine"]["stalled"]:
@@ -110,3 +139,10 @@ def status(admin_url: str, token: str | None, as_json: bool, timeout: float) -> 
     if down:
         click.echo(f"fully down: {', '.join(down)}", err=True)
         sys.exit(1)
+
+
+def _url_host(host: str) -> str:
+    """`host` as a URL writes it: an unspecified address asks this host, IPv6 in brackets."""
+    if host in ("0.0.0.0", "::"):
+        host = "127.0.0.1" if host == "0.0.0.0" else "::1"
+    return f"[{host}]" if ":" in host else host

@@ -12,9 +12,10 @@ from edgedns.config.schema import (
     Endpoint,
     TcpSettings,
     load,
+    load_admin,
     parse_duration,
     parse_endpoint,
 )
 
 __all__ = ["AdminSettings", "Config", "ConfigError", "Endpoint", "TcpSettings", "load",
-           "parse_duration", "parse_endpoint"]
+           "load_admin", "parse_duration", "parse_endpoint"]

@@ -111,6 +111,21 @@ def load(path: str | Path, listen_override: tuple[str, ...] = (),
         raise
 
 
+def load_admin(path: str | Path) -> AdminSettings:
+    """Only the `admin` section of the config at `path`, validated as `load` would (for
+    ``edgedns status -c FILE``: no zone is read). Raises `ConfigError`."""
+    path = Path(path)
+    try:
+        raw = yaml_file.load(path.read_text(encoding="utf-8"), str(path))
+    except OSError as exc:
+        raise ConfigError(path, "", f"cannot read: {exc.strerror}") from None
+    except (UnicodeDecodeError, yaml_file.YamlError) as exc:
+        raise ConfigError(path, "", str(exc)) from None
+    if not isinstance(raw, dict) or "admin" not in raw:
+        return AdminSettings()
+    return _Parser(path).admin(raw["admin"], "admin")
+
+
 class _Parser(ZonesSection, PoolsSection, ForwardSection):
     """The whole file: the top level here, each section in its module."""
 

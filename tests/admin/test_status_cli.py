@@ -108,12 +108,50 @@ def test_exit_2_when_the_admin_endpoint_is_unreachable():
     assert result.stdout == ""
 
 
-def test_exit_2_without_the_token_it_needs(edgedns_server, live_port):
+def test_exit_2_without_the_token_it_needs_saying_how_to_give_it(edgedns_server, live_port):
     head = f"admin: {{listen: 127.0.0.1:0, token: {TOKEN}}}\n"
     srv = start(edgedns_server, live_port, "127.0.0.2", head)
     result = status(srv)
     assert result.exit_code == 2
-    assert "401" in result.stderr
+    assert "answered 401" in result.stderr
+    assert "--token T, EDGEDNS_ADMIN_TOKEN, or -c FILE" in result.stderr
+
+
+def test_a_wrong_token_is_said_to_be_refused(edgedns_server, live_port):
+    head = f"admin: {{listen: 127.0.0.1:0, token: {TOKEN}}}\n"
+    srv = start(edgedns_server, live_port, "127.0.0.2", head)
+    result = status(srv, "--token", "not-the-token-0123456789")
+    assert result.exit_code == 2
+    assert "answered 401" in result.stderr and "the token was refused" in result.stderr
+
+
+def test_admin_accepts_a_bare_address_and_port(edgedns_server, live_port):
+    srv = start(edgedns_server, live_port, "127.0.0.2")
+    result = CliRunner().invoke(
+        main, ["status", "--admin", f"127.0.0.1:{srv.server.admin_port}"])
+    assert result.exit_code == 0, result.output
+    assert "127.0.0.2" in result.stdout
+
+
+def test_config_option_reads_the_admin_address_and_token(edgedns_server, live_port,
+                                                          tmp_path):
+    head = f"admin: {{listen: 127.0.0.1:0, token: {TOKEN}}}\n"
+    srv = start(edgedns_server, live_port, "127.0.0.2", head)
+    # The file a site would pass: the admin section with the address actually served.
+    config = tmp_path / "site.yaml"
+    config.write_text(f"admin: {{listen: 127.0.0.1:{srv.server.admin_port}, token: {TOKEN}}}\n"
+                      "zones: {example.lan: {records: {www: {A: 192.0.2.1}}}}\n")
+    result = CliRunner().invoke(main, ["status", "-c", str(config)])
+    assert result.exit_code == 0, result.output
+    assert "127.0.0.2" in result.stdout
+
+
+def test_config_option_with_the_admin_endpoint_off_exits_2(tmp_path):
+    config = tmp_path / "site.yaml"
+    config.write_text("admin: false\nzones: {example.lan: {records: {www: {A: 192.0.2.1}}}}\n")
+    result = CliRunner().invoke(main, ["status", "-c", str(config)])
+    assert result.exit_code == 2
+    assert "turns the admin endpoint off" in result.stderr
 
 
 def test_token_option_is_sent(edgedns_server, live_port):
