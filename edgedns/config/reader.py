@@ -21,8 +21,12 @@ from edgedns.dns import names
 from edgedns.dns.presentation import brief, shown
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)?")
-_DURATION_UNITS = {None: 1.0, "ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_DURATION = re.compile(r"(?:\d+(?:\.\d+)?(?:ms|s|m|h|d|w))*\d+(?:\.\d+)?(?:ms|s|m|h|d|w)?",
+                       re.IGNORECASE)
+"""Parts of a number and a unit; the last may leave its unit out (seconds), as in TTLs."""
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)?", re.IGNORECASE)
+_DURATION_UNITS = {None: 1.0, "ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0,
+                   "w": 604800.0}
 
 
 class ConfigError(Exception):
@@ -48,16 +52,20 @@ class Endpoint:
 
 
 def parse_duration(value: Any) -> float:
-    """Seconds from ``250ms``, ``1s``, ``1m``, ``1h``, ``1d`` or a plain number of seconds."""
+    """Seconds from a plain number of seconds, or units combined as zone files write TTLs:
+    ``250ms``, ``1.5s``, ``1m30s`` (or ``1m30``), ``1h``, ``2d12h``, ``1w``: every TTL is a
+    duration too, so one syntax serves every key."""
     if isinstance(value, bool):
         raise ValueError(f"{shown(value)} is not a duration")
     if isinstance(value, (int, float)):
         seconds = float(value)
     else:
-        match = _DURATION.fullmatch(str(value).strip())
-        if not match:
-            raise ValueError(f"{shown(value)} is not a duration (e.g. 250ms, 2s, 1m, or seconds)")
-        seconds = float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+        text = str(value).strip()
+        if not _DURATION.fullmatch(text):
+            raise ValueError(f"{shown(value)} is not a duration (seconds, or units like "
+                             "250ms, 1m30s, 2h)")
+        seconds = sum(float(number) * _DURATION_UNITS[unit.lower() if unit else None]
+                      for number, unit in _DURATION_PART.findall(text))
     if not math.isfinite(seconds):
         raise ValueError(f"{shown(value)} is not a finite duration")
     if seconds < 0:

@@ -238,7 +238,8 @@ def test_tcp_defaults_to_10s_idle_timeout_256_connections_32_per_client(config) 
 @pytest.mark.parametrize(
     ("written", "seconds"),
     [("250ms", 0.25), ("1s", 1.0), ("1m", 60.0), ("1h", 3600.0), ("1.5s", 1.5), ("5", 5.0),
-     ("2.5", 2.5), ("0", 0.0), ('"7"', 7.0)],
+     ("2.5", 2.5), ("0", 0.0), ('"7"', 7.0), ("1m30s", 90.0), ("1m30", 90.0),
+     ("1h30m", 5400.0), ("1d2h", 93600.0), ("1w", 604800.0), ("1M30S", 90.0)],
 )
 def test_tcp_idle_timeout_accepts_durations_and_plain_seconds(
     config, written: str, seconds: float
@@ -250,9 +251,10 @@ def test_tcp_idle_timeout_accepts_durations_and_plain_seconds(
 @pytest.mark.parametrize(
     ("written", "problem"),
     [
-        ("5x", "'5x' is not a duration (e.g. 250ms, 2s, 1m, or seconds)"),
-        ("1 m", "'1 m' is not a duration (e.g. 250ms, 2s, 1m, or seconds)"),
-        ("-1s", "'-1s' is not a duration (e.g. 250ms, 2s, 1m, or seconds)"),
+        ("5x", "'5x' is not a duration (seconds, or units like 250ms, 1m30s, 2h)"),
+        ("1 m", "'1 m' is not a duration (seconds, or units like 250ms, 1m30s, 2h)"),
+        ("-1s", "'-1s' is not a duration (seconds, or units like 250ms, 1m30s, 2h)"),
+        ("m30", "'m30' is not a duration (seconds, or units like 250ms, 1m30s, 2h)"),
         ("-1", "-1 is negative"),
         ("true", "True is not a duration"),
         (".nan", "nan is not a finite duration"),
