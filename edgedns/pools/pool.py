@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 
 POLICIES = ("all", "random", "round_robin", "weighted", "failover", "hash")
 WHEN_ALL_DOWN = ("serve_all", "servfail", "nodata", "fallback")
+FIRST_DOWN_SHOWN = 10
+"""Down targets named in the first-verdicts summary; the rest are counted."""
 MAX_ADDRESSES = 1_000
 """Addresses one answer holds at most (`all` and `failover` without `count`): 1,000 AAAA
 records fit in a TCP reply (about 28 KB); 5,000 would not fit in 64 KB, and a client would
@@ -178,6 +180,10 @@ class PoolSet:
                         # first verdict, so a known-dead one is not served meanwhile.
                         health.up, health.changed_at = was.up, was.changed_at
                 self.health[target] = health
+        self._first = {t for t, h in self.health.items() if not h.probed}
+        """Targets still waiting for their first verdict: those are summed up in one log
+        line once all have one, rather than a line each (200 members, 200 lines)."""
+        self._first_count = len(self._first)
         if previous is not None:
             self._serving = {
                 key: priority for key, priority in previous._serving.items()
@@ -212,17 +218,34 @@ class PoolSet:
         health = self.health.get(target)
         if health is None:
             return set()
-        if not health.record(result, target.rise, target.fall, self.clock()):
+        flipped = health.record(result, target.rise, target.fall, self.clock())
+        first = target in self._first
+        if first:
+            self._first.discard(target)
+            if not self._first:
+                self._log_first_verdicts()
+        if not flipped:
             return set()
         users = self._users[target]
         for name in users:
             self.generation[name] += 1
             self._selections.pop((name, 4), None)
             self._selections.pop((name, 6), None)
-        rtt = f", rtt {result.rtt * 1000:.1f}ms" if result.rtt is not None else ""
-        log.info("%s is %s: %s (%s%s; pools %s)", target.address, "UP" if health.up else "DOWN",
-                 result.reason, target, rtt, ", ".join(names.to_text(n) for n in sorted(users)))
+        if not first:
+            rtt = f", rtt {result.rtt * 1000:.1f}ms" if result.rtt is not None else ""
+            log.info("%s is %s: %s (%s%s; pools %s)", target.address,
+                     "UP" if health.up else "DOWN", result.reason, target, rtt,
+                     ", ".join(names.to_text(n) for n in sorted(users)))
         return set(users)
+
+    def _log_first_verdicts(self) -> None:
+        down = [(t, h) for t, h in self.health.items() if not h.up]
+        shown = "; ".join(f"{t.address} ({t}: {h.last.reason if h.last else '?'})"
+                          for t, h in down[:FIRST_DOWN_SHOWN])
+        more = f"; and {len(down) - FIRST_DOWN_SHOWN} more" if len(down) > FIRST_DOWN_SHOWN else ""
+        log.info("health: first verdicts in for %d check targets: %d of %d up%s",
+                 self._first_count, len(self.health) - len(down), len(self.health),
+                 f"; down: {shown}{more}" if down else "")
 
     def is_up(self, member: Member) -> bool:
         target = member.target

@@ -184,6 +184,7 @@ def test_record_logs_one_info_line_per_transition_with_reason_and_rtt(caplog) ->
     pools = PoolSet([pool("127.0.0.1"), pool("127.0.0.1", name=API)])
     caplog.set_level(logging.INFO, logger="edgedns.pools.pool")
     pools.record(target("127.0.0.1"), OK)  # first verdict agrees: no transition
+    caplog.clear()  # (the first-verdicts summary)
     pools.record(target("127.0.0.1"), FAIL)
     assert caplog.messages == []
     pools.record(target("127.0.0.1"), FAIL)
@@ -197,11 +198,31 @@ def test_record_logs_one_info_line_per_transition_with_reason_and_rtt(caplog) ->
 
 def test_a_transition_without_an_rtt_is_logged_without_one(caplog) -> None:
     pools = PoolSet([pool("127.0.0.1")])
+    pools.record(target("127.0.0.1"), OK)
     caplog.set_level(logging.INFO, logger="edgedns.pools.pool")
+    pools.record(target("127.0.0.1"), TIMEOUT)
     pools.record(target("127.0.0.1"), TIMEOUT)
     assert caplog.messages == [
         "127.0.0.1 is DOWN: timeout after 500ms (tcp 127.0.0.1:80; pools web.site.lan.)"
     ]
+
+
+def test_first_verdicts_are_one_summary_line_naming_at_most_ten_down(caplog) -> None:
+    addresses = [f"10.0.0.{i}" for i in range(1, 201)]
+    pools = PoolSet([pool(*addresses)])
+    caplog.set_level(logging.INFO, logger="edgedns.pools.pool")
+    for i, address in enumerate(addresses):
+        pools.record(target(address), FAIL if i < 12 else OK)
+    assert caplog.messages == [
+        "health: first verdicts in for 200 check targets: 188 of 200 up; down: "
+        + "; ".join(f"10.0.0.{i} (tcp 10.0.0.{i}:80: Connection refused)" for i in range(1, 11))
+        + "; and 2 more"
+    ]
+    caplog.clear()
+    pools.record(target("10.0.0.200"), FAIL)
+    pools.record(target("10.0.0.200"), FAIL)  # later transitions: a line each, as before
+    assert caplog.messages == ["10.0.0.200 is DOWN: Connection refused (tcp 10.0.0.200:80, "
+                               "rtt 0.3ms; pools web.site.lan.)"]
 
 
 def test_a_member_coming_back_is_logged_as_up(caplog) -> None:
