@@ -15,6 +15,7 @@ then picks the identifier and hands each socket only its own replies. When neith
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import os
 import secrets
@@ -94,8 +95,11 @@ class _Family:
             if self.raw and ident != self.ident:
                 self.foreign += 1  # another prober's: only where no kernel filter is attached
                 continue
-            # The kernel's text form of the source is canonical, as member addresses are.
+            # The kernel's text form of the source is canonical, as member addresses are,
+            # but for IPv4-mapped IPv6, which Python's ipaddress writes otherwise.
             probe = self.pending.get((source[0], sequence))
+            if probe is None and self.version == 6:
+                probe = self.pending.get((str(ipaddress.ip_address(source[0])), sequence))
             if probe is None or probe[1] != payload or probe[0].done():
                 self.unmatched += 1
                 continue

@@ -209,6 +209,14 @@ def test_a_reply_with_the_identifier_sequence_and_nonce_answers_its_probe(loop) 
     assert (family.unmatched, family.foreign) == (1, 1)
 
 
+def test_a_reply_from_an_ipv4_mapped_address_matches_its_canonical_form(loop) -> None:
+    # The kernel writes ::ffff:1.2.3.4; the config (Python's ipaddress) ::ffff:102:304.
+    family, waiter, sequence, nonce = family_waiting_on(loop, "::ffff:102:304")
+    family.sock = Inbox([(reply(family.ident, sequence, nonce), "::ffff:1.2.3.4")])  # type: ignore[assignment]
+    family.readable()
+    assert waiter.done()
+
+
 def test_sequences_count_per_address_from_a_random_start() -> None:
     family = icmp._Family(Inbox([]), 4, raw=True)  # type: ignore[arg-type]
     a = [family.next_sequence("192.0.2.1") for _ in range(3)]
