@@ -17,9 +17,12 @@ from dnslib import QTYPE
 from edgedns import __version__
 from edgedns import config as config_mod
 from edgedns.admin import status as status_mod
+from edgedns.authority.lint import dangling_targets
 from edgedns.dns import names
+from edgedns.pools.health import icmp
 from edgedns.pools.health.icmp import IcmpUnavailable
 from edgedns.server import lifecycle as server
+from edgedns.server import limits
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
@@ -81,6 +84,30 @@ def check(config_path: str) -> None:
         click.echo(f"pool {names.to_text(pool.name)}: {len(pool.members)} members, "
                    f"policy {pool.policy}, checks {'/'.join(checks)}, "
                    f"when all down: {pool.when_all_down}")
+    if cfg.forward is None:
+        click.echo("forward: off (names outside the zones get REFUSED)")
+    else:
+        routes = [("default", cfg.forward.default),
+                  *((names.to_text(zone), route) for zone, route in cfg.forward.zones)]
+        for label, route in routes:
+            click.echo(f"forward {label}: {', '.join(str(u) for u in route.upstreams)} "
+                       f"({route.policy}, timeout {route.timeout:g}s)")
+    for warning in _warnings(cfg):
+        click.echo(f"warning: {warning}")
+
+
+def _warnings(cfg: config_mod.Config) -> list[str]:
+    """What loads but will not work as meant, here or for clients."""
+    found = list(dangling_targets(cfg.zones))
+    for endpoint in cfg.listen:
+        if not limits.may_bind(endpoint.port):
+            found.append(f"listen {endpoint}: this user may not bind port {endpoint.port}; "
+                         "serve will fail unless run as root or with CAP_NET_BIND_SERVICE")
+    icmp_versions = {m.version for p in cfg.pools for m in p.members if m.check.type == "icmp"}
+    reason = icmp.missing_privilege(icmp_versions) if icmp_versions else None
+    if reason is not None:
+        found.append(f"ICMP checks cannot run as this user, so serve will refuse: {reason}")
+    return found
 
 
 @main.command()

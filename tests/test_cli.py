@@ -20,7 +20,8 @@ from click.testing import CliRunner
 from edgedns import __version__
 from edgedns.cli import main
 from edgedns.config import Endpoint
-from edgedns.server import lifecycle
+from edgedns.pools.health import icmp
+from edgedns.server import lifecycle, limits
 from tests.support import EXAMPLES, REPO, free_port, wait_until
 
 EXAMPLE = EXAMPLES / "zones.yaml"
@@ -34,7 +35,7 @@ def write(tmp_path: Path, text: str) -> Path:
 
 def test_check_prints_ok_listen_and_a_line_per_zone_with_record_counts(tmp_path: Path) -> None:
     path = write(tmp_path, """\
-        listen: ["127.0.0.1:53", "[::1]:53"]
+        listen: ["127.0.0.1:5300", "[::1]:5300"]
         zones:
           site.lan:
             records:
@@ -45,9 +46,10 @@ def test_check_prints_ok_listen_and_a_line_per_zone_with_record_counts(tmp_path:
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines() == [
         f"{path}: OK",
-        "listen: 127.0.0.1:53, [::1]:53",
+        "listen: 127.0.0.1:5300, [::1]:5300",
         "zone site.lan.: 2 names, 5 records (A=2 NS=1 SOA=1 TXT=1)",
         "zone b.lan.: 1 names, 2 records (NS=1 SOA=1)",
+        "forward: off (names outside the zones get REFUSED)",
     ]
 
 
@@ -188,3 +190,92 @@ def test_a_privileged_port_refused_names_the_two_usual_fixes() -> None:
     assert "AmbientCapabilities=CAP_NET_BIND_SERVICE" in message
     assert "setcap cap_net_bind_service+ep" in message
     assert "listen on a port above 1023" in message
+
+
+# --- check: warnings and the forwarding summary ----------------------------------------------
+
+
+def test_check_warns_of_a_cname_mx_or_srv_target_that_does_not_exist(tmp_path: Path) -> None:
+    path = write(tmp_path, """\
+        zones:
+          site.lan:
+            records:
+              www: {CNAME: webb}
+              "@": {MX: "10 mial"}
+              _http._tcp: {SRV: "0 0 80 www"}
+              ok: {CNAME: www}
+              "*.wild": {A: 192.0.2.9}
+              via-wild: {CNAME: x.wild}
+              away: {CNAME: www.example.com.}
+        """)
+    result = CliRunner().invoke(main, ["check", "-c", str(path)])
+    assert result.exit_code == 0
+    warnings = [line for line in result.stdout.splitlines() if line.startswith("warning:")]
+    assert warnings == [
+        "warning: www.site.lan. CNAME webb.site.lan.: no such name in zone site.lan.; "
+        "clients get NXDOMAIN",
+        "warning: site.lan. MX mial.site.lan.: no such name in zone site.lan.; clients get "
+        "NXDOMAIN",
+    ]
+
+
+def test_check_summarises_forwarding(tmp_path: Path) -> None:
+    path = write(tmp_path, """\
+        zones:
+          site.lan: {records: {www: {A: 192.0.2.1}}}
+        forward:
+          upstreams: ["192.0.2.53"]
+          zones:
+            corp.example: {upstreams: ["192.0.2.10"], timeout: 1s}
+        """)
+    result = CliRunner().invoke(main, ["check", "-c", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "forward default: 192.0.2.53:53 (sequential, timeout 2s)" in result.stdout
+    assert "forward corp.example.: 192.0.2.10:53 (sequential, timeout 1s)" in result.stdout
+
+
+def test_check_says_forwarding_is_off_without_forward() -> None:
+    result = CliRunner().invoke(main, ["check", "-c", str(EXAMPLE)])
+    assert "forward: off (names outside the zones get REFUSED)" in result.stdout
+
+
+def test_check_warns_when_icmp_checks_could_not_run_here(tmp_path: Path, monkeypatch) -> None:
+    def denied(version: int, raw: bool) -> socket.socket:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(icmp, "open_socket", denied)
+    path = write(tmp_path, """\
+        zones:
+          site.lan: {pools: {web: {members: [192.0.2.1]}}}
+        """)
+    result = CliRunner().invoke(main, ["check", "-c", str(path)])
+    assert result.exit_code == 0
+    assert "warning: ICMP checks cannot run as this user, so serve will refuse: ICMP health " \
+           "checks need a raw or a ping socket" in result.stdout
+
+
+def test_check_warns_of_a_port_this_user_may_not_bind(tmp_path: Path, monkeypatch) -> None:
+    start = tmp_path / "start"
+    start.write_text("1024\n")
+    status = tmp_path / "status"
+    status.write_text("CapEff:\t0000000000000000\n")  # no capabilities
+    monkeypatch.setattr(limits, "UNPRIVILEGED_PORT_START", str(start))
+    monkeypatch.setattr(limits, "PROC_STATUS", str(status))
+    monkeypatch.setattr(limits.os, "geteuid", lambda: 1000)
+    path = write(tmp_path, """\
+        listen: ["127.0.0.1:53", "127.0.0.1:5300"]
+        zones:
+          site.lan: {records: {www: {A: 192.0.2.1}}}
+        """)
+    result = CliRunner().invoke(main, ["check", "-c", str(path)])
+    assert [line for line in result.stdout.splitlines() if line.startswith("warning:")] == [
+        "warning: listen 127.0.0.1:53: this user may not bind port 53; serve will fail unless "
+        "run as root or with CAP_NET_BIND_SERVICE"]
+
+
+def test_a_process_with_cap_net_bind_service_may_bind_port_53(tmp_path, monkeypatch) -> None:
+    status = tmp_path / "status"
+    status.write_text("CapEff:\t0000000000000400\n")  # bit 10
+    monkeypatch.setattr(limits, "PROC_STATUS", str(status))
+    monkeypatch.setattr(limits.os, "geteuid", lambda: 1000)
+    assert limits.may_bind(53)

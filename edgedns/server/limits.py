@@ -9,6 +9,7 @@ down. The hard limit is what the administrator allows; the soft one is only a de
 from __future__ import annotations
 
 import logging
+import os
 
 log = logging.getLogger(__name__)
 
@@ -53,3 +54,28 @@ def client_caps(open_files: int, probe_sockets: int, tcp_connections: int,
     share = max(room, 0) / wanted
     return (max(1, int(tcp_connections * share)),
             max(1, int(upstream_queries * share)) if upstream_queries else 0)
+
+
+UNPRIVILEGED_PORT_START = "/proc/sys/net/ipv4/ip_unprivileged_port_start"
+PROC_STATUS = "/proc/self/status"
+_CAP_NET_BIND_SERVICE = 10
+
+
+def may_bind(port: int) -> bool:
+    """Whether this process may bind `port`: unprivileged ports, root, or the
+    CAP_NET_BIND_SERVICE capability (Linux; elsewhere only root passes below 1024)."""
+    try:
+        with open(UNPRIVILEGED_PORT_START) as sysctl:
+            start = int(sysctl.read())
+    except (OSError, ValueError):
+        start = 1024
+    if port == 0 or port >= start or os.geteuid() == 0:
+        return True
+    try:
+        with open(PROC_STATUS) as status:
+            for line in status:
+                if line.startswith("CapEff:"):
+                    return bool(int(line.split()[1], 16) >> _CAP_NET_BIND_SERVICE & 1)
+    except OSError:
+        pass
+    return False

@@ -190,6 +190,23 @@ class IcmpProber:
             del family.pending[key]
 
 
+def missing_privilege(versions: set[int]) -> str | None:
+    """Why ICMP checks of these IP versions could not run here (the fix included), or None
+    when a raw or ping socket opens for each (for ``edgedns check``)."""
+    for version in sorted(versions):
+        for raw in (True, False):
+            try:
+                open_socket(version, raw).close()
+                break
+            except PermissionError:
+                continue
+            except OSError as exc:
+                return f"cannot open an ICMPv{version} socket: {exc.strerror or exc}"
+        else:
+            return _FIX
+    return None
+
+
 def _open_family(version: int) -> _Family:
     for raw in (True, False):
         try:
