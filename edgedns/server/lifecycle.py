@@ -41,7 +41,7 @@ from edgedns.pools.health.checks import ProbeResult, Target
 from edgedns.pools.health.icmp import IcmpProber, IcmpUnavailable
 from edgedns.pools.health.scheduler import Scheduler
 from edgedns.pools.pool import PoolSet
-from edgedns.server import limits
+from edgedns.server import limits, systemd
 from edgedns.server.control import UNREAD, Coalescer, FileWatch, Signature
 from edgedns.server.handler import QueryHandler
 from edgedns.server.listeners import TcpConnections, UdpListener
@@ -114,7 +114,9 @@ class Server:
         self._admin: AdminServer | None = None
         self.admin_port: int | None = None
         self._stopping = asyncio.Event()
-        self._reloads = Coalescer(self._reload_once)
+        self._reloads = Coalescer(self._reload_told)
+        self.systemd = systemd.Notifier()
+        """Readiness, reloads and stopping told to systemd (Type=notify); a no-op elsewhere."""
         self._worker = ThreadPoolExecutor(1, thread_name_prefix="edgedns-reload")
         """Where reloads load and prepare the new config, off the event loop."""
         self._files = FileWatch()
@@ -160,6 +162,11 @@ class Server:
         heap.keep()
         log.info("serving %d zones on %s", len(self.config.zones),
                  ", ".join(str(e) for e in self.bound))
+        self.systemd.ready(self._summary())
+
+    def _summary(self) -> str:
+        return (f"serving {len(self.config.zones)} zones, {len(self.config.pools)} pools on "
+                f"{', '.join(str(e) for e in self.bound)}")
 
     async def _start_admin(self, config: Config) -> None:
         listen = config.admin.listen
@@ -218,6 +225,14 @@ class Server:
         pools = PoolSet(config.pools, previous=previous)
         cache = old_cache if old_cache is not None and config.cache == self.config.cache else None
         return config, pools, build_handler(config, pools, self.stats, cache)
+
+    async def _reload_told(self, reason: str) -> bool:
+        """`_reload_once`, with systemd told it is reloading and, either way, ready again."""
+        self.systemd.reloading()
+        try:
+            return await self._reload_once(reason)
+        finally:
+            self.systemd.ready(self._summary())
 
     async def _reload_once(self, reason: str) -> bool:
         loop = asyncio.get_running_loop()
@@ -386,6 +401,7 @@ class Server:
         finally:
             _remove_signal_handlers(loop)
             log.info("shutting down")
+            self.systemd.stopping()
             await self.drain()
             await self.stop()
 
