@@ -55,6 +55,11 @@ def serve(config_path: str, listen: tuple[str, ...], admin: str | None, log_leve
         stream=sys.stderr, level=log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # What the operator asked for in any case: the start-up summary and, when the config
+    # turns it on, the query log, whatever the level of the rest.
+    for always in ("edgedns.summary", "edgedns.querylog"):
+        logging.getLogger(always).setLevel(min(logging.INFO, logging.getLevelName(
+            log_level.upper())))
     try:
         cfg = config_mod.load(config_path, listen, admin)
     except config_mod.ConfigError as exc:

@@ -279,3 +279,52 @@ def test_a_process_with_cap_net_bind_service_may_bind_port_53(tmp_path, monkeypa
     monkeypatch.setattr(limits, "PROC_STATUS", str(status))
     monkeypatch.setattr(limits.os, "geteuid", lambda: 1000)
     assert limits.may_bind(53)
+
+
+# --- serve: log levels ------------------------------------------------------------------------
+
+
+def serve_log(tmp_path: Path, level: str, extra: str = "", query: bool = False) -> str:
+    """stderr of `serve --log-level LEVEL` over about a second, a query asked if `query`."""
+    port = free_port()
+    config = tmp_path / "edgedns.yaml"
+    config.write_text(textwrap.dedent(SERVE_CONFIG.format(admin=free_port())) + extra)
+    proc = serve_process(config, "--listen", f"127.0.0.1:{port}", "--log-level", level)
+    try:
+        wait_until(lambda: proc.poll() is not None or udp_answers(port), within=15)
+        assert proc.poll() is None, proc.communicate()[1]
+        if query:
+            udp_answers(port)
+        time.sleep(0.8)
+    finally:
+        err = stop(proc)
+    return err
+
+
+def test_log_level_warning_still_shows_the_start_up_summary_and_the_query_log(
+        tmp_path: Path) -> None:
+    err = serve_log(tmp_path, "warning", "query_log: true\n", query=True)
+    assert "INFO edgedns.summary: serving 1 zones on 127.0.0.1:" in err
+    assert "INFO edgedns.querylog: client=127.0.0.1 name=www.site.lan. type=A" in err
+    assert "INFO edgedns.summary: shutting down" in err
+
+
+def test_log_level_debug_shows_every_probe_result(tmp_path: Path) -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        check_port = listener.getsockname()[1]
+        err = serve_log(tmp_path, "debug", f"""\
+    pools:
+      app:
+        check: {{type: tcp, port: {check_port}, interval: 200ms}}
+        members: [127.0.0.1]
+""")
+    assert f"DEBUG edgedns.pools.pool: probe tcp 127.0.0.1:{check_port}: connected in " in err
+
+
+def test_log_level_error_hides_the_rest(tmp_path: Path) -> None:
+    err = serve_log(tmp_path, "error")
+    assert "edgedns.summary: serving" in err
+    assert "open files limit" in err  # a summary line too
+    assert "edgedns.server.lifecycle" not in err and "edgedns.pools" not in err

@@ -240,7 +240,8 @@ class Forwarder:
                 pending.set_result(reply)
 
     async def _ask_upstreams(self, query: wire.Query) -> wire.UpstreamReply | None:
-        route = self.route(names.from_wire(query.qname))
+        qname = names.from_wire(query.qname)
+        route = self.route(qname)
         question = query.qname + query.data[query.name_end : query.name_end + 4]
         cd = bool(query.data[3] & 0x10)
         deadline = time.monotonic() + route.timeout
@@ -256,8 +257,14 @@ class Forwarder:
                     remaining / (len(order) - i),
                 )
             except (asyncio.TimeoutError, OSError, ssl.SSLError, wire.BadReply) as exc:
+                if log.isEnabledFor(logging.DEBUG):
+                    log.debug("%s asked %s: %s", names.to_text(qname), state.upstream,
+                              _why(exc))
                 self._failed(state, exc)
                 continue
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("%s asked %s: rcode %d", names.to_text(qname), state.upstream,
+                          reply.rcode)
             # The upstream is alive, whatever it answered.
             self._succeeded(state)
             if reply.rcode in _TRY_NEXT:

@@ -219,6 +219,11 @@ class PoolSet:
         if health is None:
             return set()
         flipped = health.record(result, target.rise, target.fall, self.clock())
+        if log.isEnabledFor(logging.DEBUG):
+            rtt = f" in {result.rtt * 1000:.1f}ms" if result.rtt is not None else ""
+            log.debug("probe %s: %s%s (%s, %d ok / %d failed in a row)", target,
+                      result.reason, rtt, "UP" if health.up else "DOWN", health.successes,
+                      health.failures)
         first = target in self._first
         if first:
             self._first.discard(target)

@@ -48,6 +48,8 @@ from edgedns.server.listeners import TcpConnections, UdpListener
 from edgedns.supervisor import Supervisor
 
 log = logging.getLogger(__name__)
+summary = logging.getLogger("edgedns.summary")
+"""Start-up, reload and shutdown lines: shown at every --log-level (see `cli.serve`)."""
 
 _WATCH = "config-watch"
 _BIND_ATTEMPTS = 20
@@ -160,7 +162,7 @@ class Server:
         if self.config.reload_interval > 0:
             self.supervisor.start(_WATCH, self._watch_files)
         heap.keep()
-        log.info("serving %d zones on %s", len(self.config.zones),
+        summary.info("serving %d zones on %s", len(self.config.zones),
                  ", ".join(str(e) for e in self.bound))
         self.systemd.ready(self._summary())
 
@@ -246,6 +248,8 @@ class Server:
                     self._worker, self._prepare, self.pools,
                     old_forwarder.cache if old_forwarder is not None else None)
                 heap.keep()
+            log.debug("reload (%s): config loaded and prepared in %.3f s", reason,
+                      (time.time_ns() - started) / 1e9)
             self._files.known(_signatures(config.files, started))
             self.icmp.ensure(_icmp_versions(pools))
             for endpoint in config.listen:
@@ -299,7 +303,7 @@ class Server:
             self._retire(old_forwarder)
         self.reloads.successes += 1
         self.reloads.last_error = None
-        log.info("reloaded (%s): %d zones, %d pools, serving %s", reason, len(config.zones),
+        summary.info("reloaded (%s): %d zones, %d pools, serving %s", reason, len(config.zones),
                  len(config.pools), ", ".join(str(e) for e in self.bound))
         return True
 
@@ -390,7 +394,7 @@ class Server:
         loop.add_signal_handler(signal.SIGHUP, lambda: self.request_reload("SIGHUP"))
         try:
             self.open_files = limits.raise_open_files()
-            log.info("open files limit: %d", self.open_files)
+            summary.info("open files limit: %d", self.open_files)
             await self.start()
         except BaseException:  # nothing was served: nothing to drain, nothing to announce
             _remove_signal_handlers(loop)
@@ -400,7 +404,7 @@ class Server:
             await self._stopping.wait()
         finally:
             _remove_signal_handlers(loop)
-            log.info("shutting down")
+            summary.info("shutting down")
             self.systemd.stopping()
             await self.drain()
             await self.stop()
