@@ -9,6 +9,7 @@ import json
 import logging
 import sys
 import urllib.error
+import urllib.parse
 import urllib.request
 
 import click
@@ -130,38 +131,11 @@ def status(config_path: str | None, admin_url: str | None, token: str | None, as
     """Show pools and members with their state; exit 1 when a pool is fully down, 2 when
     edgedns cannot be asked or its health engine is stalled (for monitoring and keepalived's
     vrrp_script)."""
-    if config_path is not None:
-        try:
-            admin = config_mod.load_admin(config_path)
-        except config_mod.ConfigError as exc:
-            click.echo(f"edgedns status: {exc}", err=True)
-            sys.exit(2)
-        if admin.listen is None and admin_url is None:
-            click.echo(f"edgedns status: {config_path} turns the admin endpoint off", err=True)
-            sys.exit(2)
-        if admin_url is None:
-            admin_url = f"{_url_host(admin.listen.host)}:{admin.listen.port}"
-        token = token or admin.token
-    url = admin_url or "http://127.0.0.1:9153"
-    if "://" not in url:
-        url = "http://" + url
-    url = url.rstrip("/")
-    request = urllib.request.Request(url + "/status")
-    if token:
-        request.add_header("Authorization", f"Bearer {token}")
+    url, token = _admin_target("status", config_path, admin_url, token)
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            snap = json.load(response)
-    except urllib.error.HTTPError as exc:
-        hint = ""
-        if exc.code == 401:
-            hint = (" (it needs the admin token: --token T, EDGEDNS_ADMIN_TOKEN, or -c FILE to "
-                    "read it from the config)" if not token else " (the token was refused)")
-        click.echo(f"edgedns status: {url}/status answered {exc.code} {exc.reason}{hint}",
-                   err=True)
-        sys.exit(2)
-    except (OSError, ValueError) as exc:
-        click.echo(f"edgedns status: cannot read {url}/status: {exc}", err=True)
+        snap = json.loads(_ask_admin("status", url + "/status", token, timeout))
+    except ValueError as exc:
+        click.echo(f"edgedns status: {url}/status did not answer JSON: {exc}", err=True)
         sys.exit(2)
     click.echo(json.dumps(snap, indent=2) if as_json else status_mod.table(snap))
     if snap["health_engine"]["stalled"]:
@@ -171,6 +145,83 @@ def status(config_path: str | None, admin_url: str | None, token: str | None, as
     if down:
         click.echo(f"fully down: {', '.join(down)}", err=True)
         sys.exit(1)
+
+
+def _admin_target(command: str, config_path: str | None, admin_url: str | None,
+                  token: str | None) -> tuple[str, str | None]:
+    """The admin endpoint's base URL and token: from the options, else from the config's
+    `admin` section with -c, else the default address. Exits 2 when it cannot be known."""
+    if config_path is not None:
+        try:
+            admin = config_mod.load_admin(config_path)
+        except config_mod.ConfigError as exc:
+            click.echo(f"edgedns {command}: {exc}", err=True)
+            sys.exit(2)
+        if admin.listen is None and admin_url is None:
+            click.echo(f"edgedns {command}: {config_path} turns the admin endpoint off",
+                       err=True)
+            sys.exit(2)
+        if admin_url is None and admin.listen is not None:
+            admin_url = f"{_url_host(admin.listen.host)}:{admin.listen.port}"
+        token = token or admin.token
+    url = admin_url or "http://127.0.0.1:9153"
+    if "://" not in url:
+        url = "http://" + url
+    return url.rstrip("/"), token
+
+
+def _ask_admin(command: str, url: str, token: str | None, timeout: float,
+               post: bool = False) -> bytes:
+    """The body the admin endpoint answers at `url`; exits 2 (saying why) on any failure."""
+    request = urllib.request.Request(url, method="POST" if post else "GET")
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.read()
+    except urllib.error.HTTPError as exc:
+        hint = ""
+        if exc.code == 401:
+            hint = (" (it needs the admin token: --token T, EDGEDNS_ADMIN_TOKEN, or -c FILE to "
+                    "read it from the config)" if not token else " (the token was refused)")
+        detail = exc.read().decode(errors="replace").strip()
+        click.echo(f"edgedns {command}: {url.split('?')[0]} answered {exc.code} {exc.reason}"
+                   f"{hint}{': ' + detail if detail and exc.code != 401 else ''}", err=True)
+        sys.exit(2)
+    except OSError as exc:
+        click.echo(f"edgedns {command}: cannot read {url.split('?')[0]}: {exc}", err=True)
+        sys.exit(2)
+
+
+def _drain_command(drained: bool):
+    name = "drain" if drained else "undrain"
+
+    @main.command(name=name)
+    @click.option("-c", "--config", "config_path", type=click.Path(dir_okay=False),
+                  help="The config of the edgedns to tell: its admin address and token.")
+    @click.option("--admin", "admin_url", metavar="URL|ADDR:PORT",
+                  help="Its admin endpoint  [default: the config's with -c, else "
+                  "http://127.0.0.1:9153]")
+    @click.option("--token", envvar="EDGEDNS_ADMIN_TOKEN", help="Bearer token, if needed.")
+    @click.option("--timeout", default=3.0, show_default=True, help="Seconds to wait.")
+    @click.argument("pool")
+    @click.argument("member")
+    def command(config_path: str | None, admin_url: str | None, token: str | None,
+                timeout: float, pool: str, member: str) -> None:
+        url, token = _admin_target(name, config_path, admin_url, token)
+        query = urllib.parse.urlencode({"pool": pool, "member": member})
+        click.echo(_ask_admin(name, f"{url}/{name}?{query}", token, timeout, post=True)
+                   .decode().strip())
+
+    command.__doc__ = (
+        "Stop handing out MEMBER (an address) of POOL (its DNS name, web.site.lan); it is "
+        "still probed, and stays drained across reloads and restarts." if drained else
+        "Hand out MEMBER of POOL again after `edgedns drain`.")
+    return command
+
+
+drain = _drain_command(True)
+undrain = _drain_command(False)
 
 
 def _url_host(host: str) -> str:

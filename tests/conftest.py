@@ -111,6 +111,8 @@ def edgedns_server(tmp_path: Path) -> Iterator[Callable[..., RunningServer]]:
         text = textwrap.dedent(yaml_text)
         if "admin:" not in text:
             text += "\nadmin: 127.0.0.1:0\n"  # the default port would clash between servers
+        if "state_dir:" not in text:
+            text += f"\nstate_dir: {tmp_path / 'state'}\n"  # never the machine's own
         path.write_text(text)
         cfg = config_mod.load(path, ("127.0.0.1:0",))
         srv = RunningServer(cfg)

@@ -1,7 +1,8 @@
-"""The admin HTTP endpoint: ``/metrics``, ``/health``, ``/ready``, ``/status``.
+"""The admin HTTP endpoint: ``/metrics``, ``/health``, ``/ready``, ``/status``, and
+``POST /drain`` and ``/undrain``.
 
-Served on the same event loop as DNS. The standard library's HTTP servers block, and four
-GET routes need only a request line, headers and a bounded response, so this speaks that much
+Served on the same event loop as DNS. The standard library's HTTP servers block, and these
+routes need only a request line, headers and a bounded response, so this speaks that much
 HTTP/1.1 itself: one request per connection, bounded header size, read timeout and
 connection count. A bearer token, when configured, guards every route.
 """
@@ -12,6 +13,7 @@ import asyncio
 import hmac
 import json
 import logging
+import urllib.parse
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -30,7 +32,7 @@ EVICT_AFTER = 0.5
 has spent longest reading its request head, once that is this many seconds: idle or stuck
 local clients cannot keep `edgedns status` (keepalived's check) out."""
 _REASONS = {200: "OK", 401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed",
-            400: "Bad Request", 503: "Service Unavailable"}
+            400: "Bad Request", 500: "Internal Server Error", 503: "Service Unavailable"}
 
 
 class AdminServer:
@@ -46,6 +48,10 @@ class AdminServer:
             "/health": self._health,
             "/ready": self._ready,
             "/status": self._status,
+        }
+        self._posts: dict[str, Callable[[dict[str, list[str]]], tuple[int, str, bytes]]] = {
+            "/drain": lambda query: self._drain(query, True),
+            "/undrain": lambda query: self._drain(query, False),
         }
 
     async def start(self, host: str, port: int) -> int:
@@ -111,18 +117,39 @@ class AdminServer:
         if len(parts) != 3 or not parts[2].startswith("HTTP/"):
             return 400, "text/plain", b"bad request line\n", False
         method, target = parts[0], parts[1].split("?", 1)[0]
+        query = urllib.parse.parse_qs(parts[1].partition("?")[2])
         head_only = method == "HEAD"
         if self.token is not None:
             given = next((line.split(":", 1)[1].strip() for line in lines[1:]
                           if line.lower().startswith("authorization:")), "")
             if not hmac.compare_digest(given.encode(), f"Bearer {self.token}".encode()):
                 return 401, "text/plain", b"bearer token required\n", head_only
+        post = self._posts.get(target)
+        if post is not None:
+            if method != "POST":
+                return 405, "text/plain", b"only POST\n", False
+            return (*post(query), False)
         route = self._routes.get(target)
         if route is None:
             return 404, "text/plain", b"not found: try /metrics /health /ready /status\n", head_only
         if method not in ("GET", "HEAD"):
             return 405, "text/plain", b"only GET\n", False
         return (*route(), head_only)
+
+    def _drain(self, query: dict[str, list[str]], drained: bool) -> tuple[int, str, bytes]:
+        """``POST /drain?pool=web.site.lan&member=10.0.0.1`` (and ``/undrain``)."""
+        pool, member = query.get("pool", [""])[0], query.get("member", [""])[0]
+        if not pool or not member:
+            return 400, "text/plain", b"give pool=NAME and member=ADDRESS\n"
+        try:
+            changed = self.server.drain_member(pool, member, drained)
+        except LookupError as exc:
+            return 404, "text/plain", f"{exc.args[0]}\n".encode()
+        except OSError as exc:
+            return 500, "text/plain", f"cannot keep the change: {exc}\n".encode()
+        state = "drained" if drained else "not drained"
+        return 200, "text/plain", f"{member} in {pool}: {state}" \
+                                  f"{'' if changed else ' (already)'}\n".encode()
 
     def _metrics(self) -> tuple[int, str, bytes]:
         return 200, "text/plain; version=0.0.4; charset=utf-8", metrics.render(self.server)

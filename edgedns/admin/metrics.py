@@ -126,6 +126,9 @@ class ServerCollector:
         pools = self.server.pools
         member_up = GaugeMetricFamily(
             "edgedns_member_up", "1 when a pool member is healthy", labels=("pool", "member"))
+        drained = GaugeMetricFamily(
+            "edgedns_member_drained", "1 when a pool member is drained (probed, not handed out)",
+            labels=("pool", "member"))
         rtt = GaugeMetricFamily(
             "edgedns_probe_rtt_seconds", "RTT of a member's last answered probe",
             labels=("pool", "member"))
@@ -138,11 +141,14 @@ class ServerCollector:
                 up = pools.is_up(member)
                 up_count += up
                 member_up.add_metric((pool_name, member.address), int(up))
+                drained.add_metric((pool_name, member.address),
+                                   int((pool.name, member.address) in pools.drained))
                 health = pools.health.get(member.target) if member.target else None
                 if health is not None and health.last is not None and health.last.rtt is not None:
                     rtt.add_metric((pool_name, member.address), health.last.rtt)
             healthy.add_metric((pool_name,), up_count)
         yield member_up
+        yield drained
         yield rtt
         yield healthy
         scheduler = self.server.scheduler

@@ -36,6 +36,7 @@ def snapshot(server: Server) -> dict[str, Any]:
             members.append({
                 "address": member.address,
                 "up": pools.is_up(member),
+                "drained": (pool.name, member.address) in pools.drained,
                 "check": str(target) if target is not None else "none",
                 "probed": health.probed if health is not None else True,
                 "reason": last.reason if last is not None else None,
@@ -126,8 +127,10 @@ def table(snap: dict[str, Any]) -> str:
             rtt = f"{m['rtt_ms']:.1f}ms" if m["rtt_ms"] is not None else "-"
             since = m["since"] or "-"
             reason = m["reason"] or ("no check" if m["check"] == "none" else "not probed yet")
-            lines.append(f"  {m['address']:<{width}}  {'UP' if m['up'] else 'DOWN':<4}  "
-                         f"{rtt:>8}  since {since}  {m['check']}: {reason}")
+            state = "UP" if m["up"] else "DOWN"
+            drained = "  DRAINED" if m.get("drained") else ""
+            lines.append(f"  {m['address']:<{width}}  {state:<4}  {rtt:>8}  since {since}  "
+                         f"{m['check']}: {reason}{drained}")
     for up in snap.get("upstreams", []):
         if not lines[-1].startswith("upstream"):
             lines.append("")

@@ -33,7 +33,8 @@ from edgedns.server.ratelimit import RateLimitSettings
 
 DEFAULT_LISTEN = ("127.0.0.1:5353",)
 TOP_KEYS = ("listen", "tcp", "defaults", "zones", "forward", "cache", "admin", "reload_interval",
-            "query_log", "shutdown_timeout", "debug_allow", "packet_cache", "rate_limit")
+            "query_log", "shutdown_timeout", "debug_allow", "packet_cache", "rate_limit",
+            "state_dir")
 RATE_LIMIT_KEYS = ("responses_per_second", "slip", "ipv4_prefix", "ipv6_prefix", "exempt")
 DEBUG_ALLOW = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
 ADMIN_KEYS = ("listen", "token")
@@ -82,6 +83,9 @@ class Config:
     """Response-rate limiting of UDP replies; None: off."""
     files: tuple[Path, ...] = ()
     """Every file the config was read from: itself, zone files, the DoT CA file."""
+    state_dir: Path | None = None
+    """Where state kept across restarts lives (drained members); None: the default
+    (`edgedns.pools.drain.default_state_dir`)."""
 
 
 def load(path: str | Path, listen_override: tuple[str, ...] = (),
@@ -169,6 +173,11 @@ class _Parser(ZonesSection, PoolsSection, ForwardSection):
             given["debug_allow"] = self.networks(top["debug_allow"], "debug_allow")
         if "rate_limit" in top:
             given["rate_limit"] = self.rate_limit(top["rate_limit"], "rate_limit")
+        if "state_dir" in top:
+            text = yaml_file.source_text(top["state_dir"]).strip()
+            if not text:
+                raise self.error("state_dir", "must be a directory path")
+            given["state_dir"] = self.source.parent / text
         if "packet_cache" in top:
             raw_cache = self.mapping(top["packet_cache"], "packet_cache", ("max_bytes",))
             if "max_bytes" in raw_cache:

@@ -162,6 +162,8 @@ class PoolSet:
         self.generation: dict[Name, int] = dict.fromkeys(self.pools, 0)
         """Per pool, bumped whenever one of its members changes state."""
         self._selections: dict[tuple[Name, int], Selection] = {}
+        self.drained: set[tuple[Name, str]] = set()
+        """(pool, member address) pairs not handed out, though still probed (`drain`)."""
         known = previous.health if previous is not None else {}
         for pool in self.pools.values():
             for member in pool.members:
@@ -185,6 +187,7 @@ class PoolSet:
         line once all have one, rather than a line each (200 members, 200 lines)."""
         self._first_count = len(self._first)
         if previous is not None:
+            self.drained = {pair for pair in previous.drained if self.has_member(*pair)}
             self._serving = {
                 key: priority for key, priority in previous._serving.items()
                 if key[0] in self.pools
@@ -199,6 +202,26 @@ class PoolSet:
             if mine.address == member.address and mine.target is not None:
                 return self.health[mine.target]
         return None
+
+    def has_member(self, pool: Name, address: str) -> bool:
+        spec = self.pools.get(pool)
+        return spec is not None and any(m.address == address for m in spec.members)
+
+    def drain(self, pool: Name, address: str, drained: bool) -> None:
+        """Stop (or resume) handing out `address` in `pool`; it keeps being probed. Costs
+        what a health change does: the pool's generation goes up."""
+        pair = (pool, address)
+        if (pair in self.drained) == drained:
+            return
+        if drained:
+            self.drained.add(pair)
+        else:
+            self.drained.discard(pair)
+        self.generation[pool] += 1
+        self._selections.pop((pool, 4), None)
+        self._selections.pop((pool, 6), None)
+        log.info("%s in pool %s is %s", address, names.to_text(pool),
+                 "DRAINED" if drained else "no longer drained")
 
     def targets(self) -> set[Target]:
         return set(self.health)
@@ -267,7 +290,8 @@ class PoolSet:
     def _select(self, name: Name, version: int) -> Selection:
         pool = self.pools[name]
         members = [m for m in pool.members if m.version == version]
-        healthy = [m for m in members if self.is_up(m)]
+        drained = self.drained
+        healthy = [m for m in members if self.is_up(m) and (name, m.address) not in drained]
         if not healthy:
             if pool.when_all_down == "servfail" and members:
                 return SERVFAIL

@@ -35,8 +35,11 @@ from edgedns.admin.metrics import QueryStats
 from edgedns.authority.answers import Answers
 from edgedns.authority.catalog import Catalog
 from edgedns.config import Config, Endpoint
+from edgedns.config.reader import parse_address
+from edgedns.dns import names
 from edgedns.forward.cache import Cache
 from edgedns.forward.forwarder import Forwarder
+from edgedns.pools.drain import DrainStore, default_state_dir
 from edgedns.pools.health.checks import ProbeResult, Target
 from edgedns.pools.health.icmp import IcmpProber, IcmpUnavailable
 from edgedns.pools.health.scheduler import Scheduler
@@ -101,6 +104,9 @@ class Server:
         self.stats = QueryStats()
         self.reloads = ReloadLog()
         self.pools = PoolSet(config.pools)
+        self.drains = DrainStore.load(config.state_dir or default_state_dir())
+        """Members drained by an operator, kept across reloads and restarts."""
+        self._apply_drains(self.pools)
         self.handler = build_handler(config, self.pools, self.stats)
         self.supervisor = Supervisor()
         """Restarts the background tasks (health scheduler, config watcher) if they die."""
@@ -277,6 +283,9 @@ class Server:
             return False
         # The swap: no await from here on, so no query sees half of it.
         retired = [zone.nodes for zone in self.config.zones]
+        if config.state_dir != self.config.state_dir:
+            self.drains = DrainStore.load(config.state_dir or default_state_dir())
+        self._apply_drains(pools)
         self.config, self.pools, self.handler = config, pools, handler
         # The old zones are freed on the worker, a node at a time: freeing a big zone in
         # one go would hold the event loop (about 0.1 s per million records).
@@ -306,6 +315,31 @@ class Server:
         summary.info("reloaded (%s): %d zones, %d pools, serving %s", reason, len(config.zones),
                  len(config.pools), ", ".join(str(e) for e in self.bound))
         return True
+
+    def _apply_drains(self, pools: PoolSet) -> None:
+        """`pools` drains exactly what the store says (of the members it has)."""
+        pools.drained = {
+            (name, address) for name, address in
+            ((names.from_text(pool), address) for pool, address in self.drains.members)
+            if pools.has_member(name, address)}
+
+    def drain_member(self, pool: str, member: str, drained: bool) -> bool:
+        """Drain (or undrain) `member` of the pool named `pool`: kept in the state file
+        first, then no longer handed out (or handed out again) from the next query on.
+        Returns whether it changed anything. Raises LookupError for an unknown pool or
+        member, OSError when the state file cannot be written (nothing changes then)."""
+        name = names.from_text(pool)
+        try:
+            address = parse_address(member)
+        except ValueError as exc:
+            raise LookupError(str(exc)) from None
+        if name not in self.pools.pools:
+            raise LookupError(f"no pool {names.to_text(name)}")
+        if not self.pools.has_member(name, address):
+            raise LookupError(f"{address} is no member of {names.to_text(name)}")
+        changed = self.drains.set(names.to_text(name), address, drained)
+        self.pools.drain(name, address, drained)
+        return changed
 
     def _share_descriptors(self) -> None:
         """Cap TCP clients and upstream questions so that health probes always find a free

@@ -266,6 +266,43 @@ def test_a_member_whose_check_changed_keeps_its_state_until_the_new_checks_verdi
     assert addresses(new.selection(WEB, 4)) == ("10.0.0.1", "10.0.0.2")
 
 
+# --- drained members ---------------------------------------------------------------------------
+
+
+def test_a_drained_member_is_not_answered_but_keeps_its_health() -> None:
+    pools = PoolSet([pool("10.0.0.1", "10.0.0.2")])
+    before = pools.generation[WEB]
+    pools.drain(WEB, "10.0.0.2", True)
+    assert pools.generation[WEB] == before + 1  # replies holding it are rebuilt
+    assert addresses(pools.selection(WEB, 4)) == ("10.0.0.1",)
+    assert pools.health[target("10.0.0.2")].up  # still probed, still known up
+    pools.drain(WEB, "10.0.0.2", False)
+    assert addresses(pools.selection(WEB, 4)) == ("10.0.0.1", "10.0.0.2")
+
+
+def test_with_every_member_drained_when_all_down_decides() -> None:
+    for when, expected in (("serve_all", ("10.0.0.1",)), ("nodata", ())):
+        pools = PoolSet([pool("10.0.0.1", when_all_down=when)])
+        pools.drain(WEB, "10.0.0.1", True)
+        assert addresses(pools.selection(WEB, 4)) == expected
+
+
+def test_draining_twice_changes_nothing_the_second_time() -> None:
+    pools = PoolSet([pool("10.0.0.1", "10.0.0.2")])
+    pools.drain(WEB, "10.0.0.2", True)
+    generation = pools.generation[WEB]
+    pools.drain(WEB, "10.0.0.2", True)
+    assert pools.generation[WEB] == generation
+
+
+def test_a_reload_keeps_drains_of_members_it_keeps() -> None:
+    old = PoolSet([pool("10.0.0.1", "10.0.0.2", "10.0.0.3")])
+    old.drain(WEB, "10.0.0.2", True)
+    old.drain(WEB, "10.0.0.3", True)
+    new = PoolSet([pool("10.0.0.1", "10.0.0.2")], previous=old)
+    assert new.drained == {(WEB, "10.0.0.2")}
+
+
 # --- policy all -------------------------------------------------------------------------------
 
 
