@@ -106,6 +106,14 @@ class ServerCollector:
             family.add_metric((), value)
             yield family
 
+        hooks = server.hooks
+        notify = CounterMetricFamily("edgedns_notify_events", "Events for the notify hooks",
+                                     labels=("result",))
+        for result, value in (("sent", hooks.sent), ("failed", hooks.failed),
+                              ("dropped", hooks.dropped)):
+            notify.add_metric((result,), value)
+        yield notify
+
         yield from self._pools()
         yield from self._forwarding()
 

@@ -25,16 +25,18 @@ from edgedns.config.reader import (
     parse_size,
 )
 from edgedns.config.zones import ZonesSection
+from edgedns.dns.presentation import shown
 from edgedns.forward.cache import CacheSettings
 from edgedns.forward.forwarder import ForwardSettings
 from edgedns.pools.health.checks import CheckSpec
 from edgedns.pools.pool import PoolSpec
+from edgedns.server.hooks import NotifySettings
 from edgedns.server.ratelimit import RateLimitSettings
 
 DEFAULT_LISTEN = ("127.0.0.1:5353",)
 TOP_KEYS = ("listen", "tcp", "defaults", "zones", "forward", "cache", "admin", "reload_interval",
             "query_log", "shutdown_timeout", "debug_allow", "packet_cache", "rate_limit",
-            "state_dir")
+            "state_dir", "notify")
 RATE_LIMIT_KEYS = ("responses_per_second", "slip", "ipv4_prefix", "ipv6_prefix", "exempt")
 DEBUG_ALLOW = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
 ADMIN_KEYS = ("listen", "token")
@@ -83,6 +85,8 @@ class Config:
     """Response-rate limiting of UDP replies; None: off."""
     files: tuple[Path, ...] = ()
     """Every file the config was read from: itself, zone files, the DoT CA file."""
+    notify: NotifySettings | None = None
+    """Hooks told of health, drain and reload changes; None: none."""
     state_dir: Path | None = None
     """Where state kept across restarts lives (drained members); None: the default
     (`edgedns.pools.drain.default_state_dir`)."""
@@ -173,6 +177,8 @@ class _Parser(ZonesSection, PoolsSection, ForwardSection):
             given["debug_allow"] = self.networks(top["debug_allow"], "debug_allow")
         if "rate_limit" in top:
             given["rate_limit"] = self.rate_limit(top["rate_limit"], "rate_limit")
+        if "notify" in top:
+            given["notify"] = self.notify(top["notify"], "notify")
         if "state_dir" in top:
             text = yaml_file.source_text(top["state_dir"]).strip()
             if not text:
@@ -205,6 +211,24 @@ class _Parser(ZonesSection, PoolsSection, ForwardSection):
             if len(token) < 16:
                 raise self.error(f"{path}.token", "must be at least 16 characters")
         return AdminSettings(listen, token)
+
+    def notify(self, raw: Any, path: str) -> NotifySettings:
+        raw = self.mapping(raw, path, ("command", "url"))
+        if not raw:
+            raise self.error(path, "give a command, a url, or both")
+        command = url = None
+        if "command" in raw:
+            command = yaml_file.source_text(raw["command"]).strip()
+            if "/" in command and not command.startswith("/"):
+                command = str(self.source.parent / command)
+            if not command:
+                raise self.error(f"{path}.command", "must be a program to run")
+        if "url" in raw:
+            url = yaml_file.source_text(raw["url"]).strip()
+            if not url.startswith(("http://", "https://")):
+                raise self.error(f"{path}.url", f"{shown(url)}: must be an http:// or "
+                                 "https:// URL")
+        return NotifySettings(command, url)
 
     def rate_limit(self, raw: Any, path: str) -> RateLimitSettings | None:
         if raw is False:

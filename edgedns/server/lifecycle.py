@@ -37,6 +37,7 @@ from edgedns.authority.catalog import Catalog
 from edgedns.config import Config, Endpoint
 from edgedns.config.reader import parse_address
 from edgedns.dns import names
+from edgedns.dns.names import Name
 from edgedns.forward.cache import Cache
 from edgedns.forward.forwarder import Forwarder
 from edgedns.pools.drain import DrainStore, default_state_dir
@@ -44,9 +45,10 @@ from edgedns.pools.health.checks import ProbeResult, Target
 from edgedns.pools.health.icmp import IcmpProber, IcmpUnavailable
 from edgedns.pools.health.scheduler import Scheduler
 from edgedns.pools.pool import PoolSet
-from edgedns.server import limits, systemd
+from edgedns.server import hooks, limits, systemd
 from edgedns.server.control import UNREAD, Coalescer, FileWatch, Signature
 from edgedns.server.handler import QueryHandler
+from edgedns.server.hooks import Hooks
 from edgedns.server.listeners import TcpConnections, UdpListener
 from edgedns.supervisor import Supervisor
 
@@ -106,6 +108,9 @@ class Server:
         self.pools = PoolSet(config.pools)
         self.drains = DrainStore.load(config.state_dir or default_state_dir())
         """Members drained by an operator, kept across reloads and restarts."""
+        self.hooks = Hooks(config.notify)
+        self._pools_down: dict[Name, bool] = {}
+        """Pools with no healthy member, as last told to the hooks."""
         self._apply_drains(self.pools)
         self.handler = build_handler(config, self.pools, self.stats)
         self.supervisor = Supervisor()
@@ -144,8 +149,30 @@ class Server:
         return self.pools.all_probed() and self.scheduler.stalled() is None
 
     def _probe_result(self, target: Target, result: ProbeResult) -> bool:
-        self.pools.record(target, result)
-        return self.pools.settling(target)
+        pools = self.pools
+        changed = pools.record(target, result)
+        if changed and self.hooks.settings is not None:
+            self._tell_hooks(target, result, changed)
+        return pools.settling(target)
+
+    def _tell_hooks(self, target: Target, result: ProbeResult, changed: set) -> None:
+        """Events for a member's change of state, and for pools it empties or refills."""
+        pools = self.pools
+        up = pools.health[target].up
+        for name in sorted(changed):
+            pool = pools.pools[name]
+            for member in pool.members:
+                if member.target == target:
+                    self.hooks.emit("member_up" if up else "member_down",
+                                    pool=names.to_text(name), member=member.address,
+                                    check=str(target), reason=result.reason)
+            healthy = sum(1 for m in pool.members if pools.is_up(m))
+            was_down = self._pools_down.get(name, False)
+            if (healthy == 0) != was_down:
+                self._pools_down[name] = healthy == 0
+                self.hooks.emit("pool_down" if healthy == 0 else "pool_up",
+                                pool=names.to_text(name), healthy=healthy,
+                                members=len(pool.members))
 
     async def start(self) -> None:
         """Open ICMP sockets (raising `IcmpUnavailable` with the fix when they cannot be),
@@ -167,6 +194,7 @@ class Server:
         self.scheduler.start(self.icmp)
         if self.config.reload_interval > 0:
             self.supervisor.start(_WATCH, self._watch_files)
+        self.supervisor.start(hooks.TASK, self.hooks.run)
         heap.keep()
         summary.info("serving %d zones on %s", len(self.config.zones),
                  ", ".join(str(e) for e in self.bound))
@@ -276,6 +304,7 @@ class Server:
                 listener.tcp.close()
             self.reloads.failures += 1
             self.reloads.last_error = str(exc)
+            self.hooks.emit("reload_refused", reason=reason, error=str(exc))
             expected = isinstance(exc, (config_mod.ConfigError, OSError, IcmpUnavailable))
             # A bug shows its traceback; either way the old config keeps serving.
             log.error("reload (%s) refused, still serving the previous config: %s",
@@ -312,6 +341,9 @@ class Server:
             self._retire(old_forwarder)
         self.reloads.successes += 1
         self.reloads.last_error = None
+        self.hooks.settings = config.notify
+        self.hooks.emit("reload_applied", reason=reason, zones=len(config.zones),
+                        pools=len(config.pools))
         summary.info("reloaded (%s): %d zones, %d pools, serving %s", reason, len(config.zones),
                  len(config.pools), ", ".join(str(e) for e in self.bound))
         return True
@@ -339,6 +371,9 @@ class Server:
             raise LookupError(f"{address} is no member of {names.to_text(name)}")
         changed = self.drains.set(names.to_text(name), address, drained)
         self.pools.drain(name, address, drained)
+        if changed:
+            self.hooks.emit("member_drained" if drained else "member_undrained",
+                            pool=names.to_text(name), member=address)
         return changed
 
     def _share_descriptors(self) -> None:

@@ -180,7 +180,7 @@ def test_ready_is_503_when_the_health_engine_stalls(edgedns_server):
 def test_metrics_count_background_failures_by_task(edgedns_server):
     srv = edgedns_server(pool_config(closed_port()))
     failures = {s.labels["task"]: s.value for s in samples(srv)["edgedns_background_failures"]}
-    assert failures == {"probe": 0, "health-scheduler": 0, "config-watch": 0}
+    assert failures == {"probe": 0, "health-scheduler": 0, "config-watch": 0, "notify": 0}
 
 
 # --- /status -------------------------------------------------------------------------------
