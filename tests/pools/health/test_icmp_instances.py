@@ -52,7 +52,7 @@ zones:
       ns1: {{A: 127.0.0.1}}
     pools:
       app:
-        check: {{interval: 200ms}}
+        check: {{interval: 300ms, timeout: 300ms}}  # no late reply, even on a busy machine
         members: [{", ".join(TARGETS)}]
 """)
             log = (tmp_path / f"edgedns-{n}.log").open("wb")
@@ -69,16 +69,16 @@ zones:
         while True:
             try:
                 seen = [metrics(admin) for _, admin, _ in instances]
-                if all(m["edgedns_probes_total"] >= 5 * len(TARGETS) for m in seen):
+                if all(m["edgedns_probes_total"] >= 3 * len(TARGETS) for m in seen):
                     break
             except OSError:
                 pass
             assert time.monotonic() < deadline, "the instances did not probe within 10 s"
             time.sleep(0.2)
         for m in seen:
-            assert m["edgedns_pool_healthy_members"] == len(TARGETS)
-            assert m["edgedns_icmp_replies_unmatched_total"] == 0
-            assert m["edgedns_icmp_replies_foreign_total"] == 0
+            assert m["edgedns_pool_healthy_members"] == len(TARGETS), m
+            assert m["edgedns_icmp_replies_unmatched_total"] == 0, m
+            assert m["edgedns_icmp_replies_foreign_total"] == 0, m
     finally:
         for proc, _, log in instances:
             # To the whole group: unshare passes no SIGTERM on to its child.
