@@ -155,7 +155,9 @@ class _Parser(ZonesSection, PoolsSection, ForwardSection):
         if not zones_raw:
             raise self.error("zones", "at least one zone is needed")
         zones_raw = self.mapping(zones_raw, "zones", tuple(zones_raw))
-        zones = tuple(self.zone(str(k), v, f"zones.{k}") for k, v in zones_raw.items())
+        hosts = self.read_hosts(zones_raw)
+        zones = tuple(self.zone(str(k), v, f"zones.{k}", hosts.get(str(k)))
+                      for k, v in zones_raw.items())
         apexes = [z.origin for z in zones]
         if len(set(apexes)) != len(apexes):
             raise self.error("zones", "the same zone is listed twice")

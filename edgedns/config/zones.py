@@ -1,10 +1,14 @@
-"""The `zones` section: zones from YAML records or master files, with their pools."""
+"""The `zones` section: zones from YAML records or master files, with their pools, and hosts
+files (/etc/hosts format) whose names become A/AAAA records, with PTR records in any
+reverse zone served, as dnsmasq does."""
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import time
 from collections.abc import Iterable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +26,7 @@ PROGRESS_AFTER = 1.0
 """Seconds a zone may take to load before its load is logged (a progress line at start-up
 and on reload for big zones)."""
 SOA_DEFAULTS = {"serial": 1, "refresh": 3600, "retry": 600, "expire": 86400, "minimum": 30}
-ZONE_KEYS = ("ttl", "soa", "ns", "records", "file", "pools")
+ZONE_KEYS = ("ttl", "soa", "ns", "records", "file", "pools", "hosts")
 
 
 class ZonesSection(Reader):
@@ -30,8 +34,57 @@ class ZonesSection(Reader):
     the parser) and collected in `self.pools`."""
 
     pools: list[PoolSpec]
+    hosts_ptrs: dict[names.Name, list[Record]]
+    """PTR records from every zone's hosts file, by the reverse zone (served) they go in."""
 
-    def zone(self, apex_text: str, raw: Any, path: str) -> Zone:
+    def read_hosts(self, zones_raw: dict) -> dict[str, list[Record]]:
+        """First pass over the zones: each one's hosts file (`zones.Z.hosts`) read into its
+        A/AAAA records (returned by zone key) and PTR records (kept in `hosts_ptrs` for the
+        served reverse zones they belong in; addresses outside them get none)."""
+        origins = {}
+        for apex_text in zones_raw:
+            text = str(apex_text)
+            origins[text] = self.convert(text if text.endswith(".") else text + ".",
+                                         f"zones.{apex_text}", names.from_text)
+        by_zone: dict[str, list[Record]] = {}
+        self.hosts_ptrs = {}
+        for apex_text, raw in zones_raw.items():
+            if not isinstance(raw, dict) or "hosts" not in raw:
+                continue
+            origin = origins[str(apex_text)]
+            path = f"zones.{apex_text}.hosts"
+            file = self.source.parent / yaml_file.source_text(raw["hosts"])
+            self.files.append(file)
+            try:
+                text = file.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+                raise self.error(path, f"cannot read {file}: {reason}") from None
+            ttl = self.convert(yaml_file.source_text(raw.get("ttl", DEFAULT_TTL)),
+                               f"zones.{apex_text}.ttl", rdata.parse_ttl)
+            records = by_zone.setdefault(str(apex_text), [])
+            for line_no, line in enumerate(text.splitlines(), 1):
+                fields = line.split("#", 1)[0].split()
+                if not fields:
+                    continue
+                where = f"{path} ({file}:{line_no})"
+                if len(fields) < 2:
+                    raise self.error(where, "an address and at least one name are needed")
+                address = self.convert(fields[0], where, _address)
+                rtype = "AAAA" if ":" in address else "A"
+                owners = [self.convert(n, where, partial(_host_name, origin=origin))
+                          for n in fields[1:]]
+                for owner in owners:
+                    records.append(self.record(owner, rtype, address, origin, ttl, where))
+                reverse = names.from_text(ipaddress.ip_address(address).reverse_pointer + ".")
+                home = _zone_of(reverse, origins.values())
+                if home is not None:
+                    self.hosts_ptrs.setdefault(home, []).append(self.record(
+                        reverse, "PTR", names.to_text(owners[0]), home, ttl, where))
+        return by_zone
+
+    def zone(self, apex_text: str, raw: Any, path: str,
+             hosts: list[Record] | None = None) -> Zone:
         origin = self.convert(apex_text if apex_text.endswith(".") else apex_text + ".", path,
                               names.from_text)
         raw = self.mapping(raw if raw is not None else {}, path, ZONE_KEYS)
@@ -49,6 +102,9 @@ class ZonesSection(Reader):
                 *self.soa_and_ns(raw, origin, ttl, path),
                 *self.records(raw.get("records", {}), origin, ttl, f"{path}.records"),
             ]
+        extra = [*(hosts or ()), *self.hosts_ptrs.get(origin, ())]
+        if extra:
+            records = [*records, *extra]
         pools_raw = raw.get("pools", {})
         pools_raw = self.mapping(pools_raw, f"{path}.pools", tuple(pools_raw or ()))
         pools: list[PoolSpec] = []
@@ -161,3 +217,32 @@ class ZonesSection(Reader):
         except (rdata.RdataError, PresentationError) as exc:
             raise self.error(where, str(exc)) from None
         return Record(owner, code, ttl, rd, where)
+
+
+def _address(text: str) -> str:
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        raise ValueError(f"{text!r} is not an IP address") from None
+
+
+def _host_name(text: str, origin: names.Name) -> names.Name:
+    """A hosts-file name in `origin`: absolute with a final dot or when it already ends in
+    the zone's name (hosts files leave the dot out), else relative to the zone."""
+    if not text.endswith("."):
+        absolute = names.from_text(text + ".")
+        text = text + "." if absolute[-len(origin):] == origin else text
+    name = names.from_text(text, origin)
+    if name[len(name) - len(origin):] != origin:
+        raise ValueError(f"{text!r} is not in zone {names.to_text(origin)}")
+    return name
+
+
+def _zone_of(name: names.Name, origins: Iterable[names.Name]) -> names.Name | None:
+    """The longest of `origins` that `name` is at or below."""
+    found = None
+    for origin in origins:
+        if name[len(name) - len(origin):] == origin and (found is None
+                                                         or len(origin) > len(found)):
+            found = origin
+    return found
