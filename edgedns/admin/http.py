@@ -1,5 +1,5 @@
-"""The admin HTTP endpoint: ``/metrics``, ``/health``, ``/ready``, ``/status``, and
-``POST /drain`` and ``/undrain``.
+"""The admin HTTP endpoint: the status page at ``/``, ``/metrics``, ``/health``, ``/ready``,
+``/status``, and ``POST /drain`` and ``/undrain``.
 
 Served on the same event loop as DNS. The standard library's HTTP servers block, and these
 routes need only a request line, headers and a bounded response, so this speaks that much
@@ -17,7 +17,7 @@ import urllib.parse
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from edgedns.admin import metrics, status
+from edgedns.admin import metrics, page, status
 
 if TYPE_CHECKING:
     from edgedns.server.lifecycle import Server
@@ -119,6 +119,9 @@ class AdminServer:
         method, target = parts[0], parts[1].split("?", 1)[0]
         query = urllib.parse.parse_qs(parts[1].partition("?")[2])
         head_only = method == "HEAD"
+        if target == "/" and method in ("GET", "HEAD"):
+            # The page's shell holds no data; its script fetches /status with the token.
+            return 200, "text/html; charset=utf-8", page.PAGE.encode(), head_only
         if self.token is not None:
             given = next((line.split(":", 1)[1].strip() for line in lines[1:]
                           if line.lower().startswith("authorization:")), "")
@@ -131,7 +134,8 @@ class AdminServer:
             return (*post(query), False)
         route = self._routes.get(target)
         if route is None:
-            return 404, "text/plain", b"not found: try /metrics /health /ready /status\n", head_only
+            return (404, "text/plain", b"not found: try / /metrics /health /ready /status\n",
+                    head_only)
         if method not in ("GET", "HEAD"):
             return 405, "text/plain", b"only GET\n", False
         return (*route(), head_only)

@@ -10,10 +10,14 @@ import time
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
+from dnslib import RCODE
+
 from edgedns import __version__
 from edgedns.dns import names
+from edgedns.dns.names import Name
 
 if TYPE_CHECKING:
+    from edgedns.pools.pool import PoolSet
     from edgedns.server.lifecycle import Server
 
 
@@ -53,6 +57,7 @@ def snapshot(server: Server) -> dict[str, Any]:
             "when_all_down": pool.when_all_down,
             "healthy": sum(m["up"] for m in members),
             "members": members,
+            "answering": _answering(pools, pool.name, pool.families()),
         })
     zones = []
     for zone in server.config.zones:
@@ -72,6 +77,7 @@ def snapshot(server: Server) -> dict[str, Any]:
             "failures": server.reloads.failures,
         },
         "health_engine": _engine(server),
+        "queries": _queries(server),
         "zones": zones,
         "pools": pool_list,
     }
@@ -84,6 +90,27 @@ def snapshot(server: Server) -> dict[str, Any]:
         out["cache"] = {"entries": len(forwarder.cache), "hits": forwarder.cache.hits,
                         "misses": forwarder.cache.misses}
     return out
+
+
+def _answering(pools: PoolSet, name: Name, families: set[int]) -> list[str] | str:
+    """The addresses the pool hands out now (every variant's), or "SERVFAIL"."""
+    found: list[str] = []
+    for version in sorted(families):
+        selection = pools.selection(name, version)
+        if selection.servfail:
+            return "SERVFAIL"
+        for variant in selection.variants:
+            found.extend(a for a in variant if a not in found)
+    return found
+
+
+def _queries(server: Server) -> list[dict[str, Any]]:
+    """Queries answered so far by zone and rcode (both transports, every type)."""
+    counts: dict[tuple[str, int], int] = {}
+    for (zone, _, rcode, _), n in list(server.stats.queries.items()):
+        counts[(zone, rcode)] = counts.get((zone, rcode), 0) + n
+    return [{"zone": zone or "-", "rcode": RCODE.get(rcode), "count": n}
+            for (zone, rcode), n in sorted(counts.items())]
 
 
 def _engine(server: Server) -> dict[str, Any]:

@@ -382,7 +382,6 @@ def test_metrics_have_no_forwarding_families_without_forward(edgedns_server):
 def test_unknown_path_is_404(edgedns_server):
     srv = edgedns_server(ZONE)
     assert get(srv, "/nope")[0] == 404
-    assert get(srv, "/")[0] == 404
 
 
 def test_query_string_is_ignored(edgedns_server):
@@ -424,6 +423,23 @@ def test_oversized_request_head_is_400(edgedns_server, size):
 # --- bearer token --------------------------------------------------------------------------
 
 TOKEN_CONFIG = f"admin: {{listen: 127.0.0.1:0, token: {TOKEN}}}\n" + ZONE
+
+
+def test_the_status_page_is_one_self_contained_document(edgedns_server):
+    srv = edgedns_server(ZONE)
+    code, headers, body = get(srv, "/")
+    assert code == 200 and headers["Content-Type"] == "text/html; charset=utf-8"
+    page = body.decode()
+    assert "fetch(\"/status\"" in page
+    # Sites have no internet: no asset may come from elsewhere.
+    assert "http://" not in page and "https://" not in page and "src=" not in page
+
+
+def test_the_status_page_shell_needs_no_token_but_its_data_does(edgedns_server):
+    head = f"admin: {{listen: 127.0.0.1:0, token: {TOKEN}}}\n"
+    srv = edgedns_server(ZONE + head)
+    assert get(srv, "/")[0] == 200
+    assert get(srv, "/status")[0] == 401
 
 
 @pytest.mark.parametrize("path", ["/health", "/ready", "/status", "/metrics", "/nope"])
