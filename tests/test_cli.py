@@ -58,7 +58,7 @@ def test_check_of_the_example_config_summarises_zones_and_pools() -> None:
     assert result.exit_code == 0, result.output
     assert "zone site.lan.: 11 names, 15 records (" in result.stdout
     assert "CNAME=2" in result.stdout
-    assert "pool api.site.lan.: 2 members, policy all, checks tcp" in result.stdout
+    assert "pool api.site.lan.: 2 members, policy all, checks http" in result.stdout
     assert "zone 0.0.127.in-addr.arpa.: 6 names, 7 records (NS=1 SOA=1 PTR=5)" in result.stdout
 
 

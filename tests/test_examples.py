@@ -18,7 +18,7 @@ def test_example_config_loads_with_zones_pools_and_tcp_checks_only() -> None:
     assert [str(e) for e in cfg.listen] == ["127.0.0.1:5353"]
     assert cfg.pools, "the example shows pools"
     checks = {m.check.type for pool in cfg.pools for m in pool.members}
-    assert checks <= {"tcp", "none"}, "the example must run without privileges"
+    assert checks <= {"tcp", "http", "none"}, "the example must run without privileges"
 
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze missing")
