@@ -22,6 +22,9 @@ td,th{text-align:left;padding:.25em .5em;border-top:1px solid #e3e5ea;white-spac
 .up{color:#176b2c;font-weight:600}.down{color:#b3261e;font-weight:600}
 .drained{color:#8a5a00;font-weight:600}.bad{background:#fde8e6;color:#b3261e;padding:.4em .6em}
 .muted{color:#667}button{font:inherit;padding:.1em .6em}
+.hb{display:inline-flex;gap:1px;vertical-align:middle}
+.hb i{display:inline-block;width:3px;height:14px;background:#d6d9df}
+.hb i.u{background:#3a9b54}.hb i.d{background:#c8382c}.hb i.m{background:#e0a526}
 #login{display:none}
 </style></head>
 <body>
@@ -33,6 +36,7 @@ td,th{text-align:left;padding:.25em .5em;border-top:1px solid #e3e5ea;white-spac
 <div id="alerts"></div>
 <div id="pools"></div>
 <section id="upstreams-box" hidden><h2>Upstreams</h2><table id="upstreams"></table></section>
+<section><h2>Health changes</h2><table id="changes"></table></section>
 <section><h2>Queries answered</h2><table id="queries"></table></section>
 </main>
 <script>
@@ -52,6 +56,12 @@ function row(table, cells, head) {
   table.append(tr);
 }
 function wrap(tag, node) { const e = el(tag); e.append(node); return e; }
+function strip(cells) {
+  const hb = el("span", undefined, "hb");
+  hb.title = "the last 24 hours in 15-minute cells: green up, red down, amber both, grey unknown";
+  for (const c of cells) hb.append(el("i", undefined, c === "." ? "" : c));
+  return hb;
+}
 async function drain(pool, member, on) {
   const q = new URLSearchParams({pool: pool, member: member});
   await fetch((on ? "/drain?" : "/undrain?") + q, {method: "POST", headers: headers()});
@@ -82,15 +92,18 @@ function draw(s) {
     box.append(el("div", `policy ${p.policy} · when all down: ${p.when_all_down} · ` +
                          `answering: ${answering}`, "muted"));
     const t = el("table");
-    row(t, ["member", "state", "check", "last result", "RTT", "since", "in a row", ""], true);
+    row(t, ["member", "state", "check", "last result", "RTT p50 / p95", "last 24 h", "changes",
+            "since", "in a row", ""], true);
     for (const m of p.members) {
       const state = m.drained ? el("span", (m.up ? "UP" : "DOWN") + ", DRAINED", "drained")
                               : el("span", m.up ? "UP" : "DOWN", m.up ? "up" : "down");
       const button = el("button", m.drained ? "undrain" : "drain");
       button.onclick = () => drain(p.name, m.address, !m.drained);
       const streak = m.successes ? `${m.successes} ok` : m.failures ? `${m.failures} failed` : "";
+      const rtt = m.rtt_p50_ms == null ? "" :
+        `${m.rtt_p50_ms.toFixed(1)} / ${m.rtt_p95_ms.toFixed(1)} ms`;
       row(t, [m.address, state, m.check, m.reason ?? (m.probed ? "" : "not probed yet"),
-              m.rtt_ms === null ? "" : `${m.rtt_ms.toFixed(1)} ms`, m.since ?? "", streak,
+              rtt, strip(m.heartbeat || ""), m.changes_24h ?? "", m.since ?? "", streak,
               button]);
     }
     box.append(t);
@@ -102,6 +115,12 @@ function draw(s) {
   for (const u of s.upstreams || [])
     row(ups, [u.upstream, wrap("span", el("span", u.up ? "UP" : "DOWN", u.up ? "up" : "down")),
               `${u.consecutive_failures} failures in a row`]);
+  const log = document.getElementById("changes");
+  log.replaceChildren();
+  row(log, ["time", "member", "state", "reason", "check", "pools"], true);
+  for (const c of s.changes)
+    row(log, [c.time, c.member, el("span", c.state, c.state === "UP" ? "up" : "down"),
+              c.reason, c.check, c.pools.join(", ")]);
   const q = document.getElementById("queries");
   q.replaceChildren();
   row(q, ["zone", "rcode", "queries"], true);

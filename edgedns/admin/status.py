@@ -50,6 +50,7 @@ def snapshot(server: Server) -> dict[str, Any]:
                 "failures": health.failures if health is not None else None,
                 "weight": member.weight,
                 "priority": member.priority,
+                **(server.history.summary(target) if target is not None else {}),
             })
         pool_list.append({
             "name": names.to_text(pool.name),
@@ -78,6 +79,7 @@ def snapshot(server: Server) -> dict[str, Any]:
         },
         "health_engine": _engine(server),
         "queries": _queries(server),
+        "changes": list(reversed(server.history.log))[:CHANGES_SHOWN],
         "zones": zones,
         "pools": pool_list,
     }
@@ -90,6 +92,10 @@ def snapshot(server: Server) -> dict[str, Any]:
         out["cache"] = {"entries": len(forwarder.cache), "hits": forwarder.cache.hits,
                         "misses": forwarder.cache.misses}
     return out
+
+
+CHANGES_SHOWN = 50
+"""The newest health changes `/status` lists."""
 
 
 def _answering(pools: PoolSet, name: Name, families: set[int]) -> list[str] | str:

@@ -44,6 +44,7 @@ from edgedns.pools.drain import DrainStore, default_state_dir
 from edgedns.pools.health.checks import ProbeResult, Target
 from edgedns.pools.health.icmp import IcmpProber, IcmpUnavailable
 from edgedns.pools.health.scheduler import Scheduler
+from edgedns.pools.history import History
 from edgedns.pools.pool import PoolSet
 from edgedns.server import hooks, limits, systemd
 from edgedns.server.control import UNREAD, Coalescer, FileWatch, Signature
@@ -109,6 +110,8 @@ class Server:
         self.drains = DrainStore.load(config.state_dir or default_state_dir())
         """Members drained by an operator, kept across reloads and restarts."""
         self.hooks = Hooks(config.notify)
+        self.history = History()
+        """What health did lately (a day per target, the last changes): for the page."""
         self._pools_down: dict[Name, bool] = {}
         """Pools with no healthy member, as last told to the hooks."""
         self._apply_drains(self.pools)
@@ -151,6 +154,10 @@ class Server:
     def _probe_result(self, target: Target, result: ProbeResult) -> bool:
         pools = self.pools
         changed = pools.record(target, result)
+        health = pools.health.get(target)
+        if health is not None:
+            self.history.record(target, result, health.up, bool(changed),
+                                [names.to_text(n) for n in changed])
         if changed and self.hooks.settings is not None:
             self._tell_hooks(target, result, changed)
         return pools.settling(target)
@@ -333,6 +340,7 @@ class Server:
         self.connections.idle_timeout = config.tcp.idle_timeout
         self.connections.max_per_client = config.tcp.max_per_client
         self.scheduler.set_targets(pools.targets())
+        self.history.keep_only(pools.targets())
         self.icmp.keep_only(_icmp_versions(pools))
         self._share_descriptors()
         if old_forwarder is not None:

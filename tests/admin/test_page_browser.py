@@ -63,4 +63,8 @@ zones:
     assert time.monotonic() - decided < 5  # a fresh look; the open page polls every 2 s
     assert "web.site.lan.  0/2 healthy" in dom
     assert '<td>127.0.0.2</td><td><span class="down">DOWN</span></td>' in dom
+    # The change is in the log, and the member's strip ends red.
+    assert '<i class="d"></i></span>' in dom
+    changes = dom.split("Health changes", 1)[1].split("Queries answered", 1)[0]
+    assert "127.0.0.2" in changes and ">DOWN<" in changes
     browse(url, profile, screenshot=tmp_path / "status-page-down.png")
