@@ -320,7 +320,7 @@ def test_bad_zone_apex_is_rejected_at_its_key(error) -> None:
 def test_unknown_zone_key_lists_the_allowed_keys(error) -> None:
     exc = error("zones: {site.lan: {recods: {}}}\n")
     assert exc.path == "zones.site.lan.recods"
-    assert exc.message == "unknown key (allowed: ttl, soa, ns, records, file, pools)"
+    assert exc.message == "unknown key (allowed: ttl, soa, ns, records, file, pools, hosts)"
 
 
 def test_zone_that_is_not_a_mapping_is_rejected(error) -> None:
