@@ -74,11 +74,13 @@ def _jump(key: int, buckets: int) -> int:
 class Reply:
     """A reply that is the same for every client: its forms and the zone it came from."""
 
-    __slots__ = ("packed", "zone", "pool", "generation", "shared", "size")
+    __slots__ = ("packed", "zone", "pool", "generation", "shared", "size", "chase")
 
     def __init__(self, packed: Packed, zone: str, pool: Name | None = None,
-                 generation: int = 0, shared: bool = False) -> None:
+                 generation: int = 0, shared: bool = False, chase: Name | None = None) -> None:
         self.packed = packed
+        self.chase = chase
+        """The CNAME chain ends at this name outside our zones (a forwarder may chase it)."""
         self.zone = zone
         """The zone's apex as text, for metrics."""
         self.pool = pool
@@ -276,7 +278,8 @@ class Answers:
         pooled = next((s for s in outcome.answer if s.rrset.pool), None)
         shared = shared_suffix is not None
         if pooled is None:
-            return Reply(_pack(qname, qtype, outcome, shared_suffix), label, shared=shared)
+            return Reply(_pack(qname, qtype, outcome, shared_suffix), label, shared=shared,
+                         chase=outcome.external_target)
         pool = pooled.rrset.name
         generation = self.pools.generation[pool]
         selection = self.pools.selection(pool, 4 if pooled.rrset.rtype == _A else 6)

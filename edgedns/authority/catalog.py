@@ -54,6 +54,8 @@ class Catalog:
             zone = self.zone_for(target)
             if zone is None or target in seen or len(seen) > MAX_CHAIN:
                 outcome.cname_target = None
+                if zone is None:
+                    outcome.external_target = target
                 break
             seen.add(target)
             step = zone.find(target, qtype)

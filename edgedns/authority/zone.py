@@ -96,6 +96,9 @@ class Outcome:
     additional: list[Section] = field(default_factory=list)
     cname_target: Name | None = None
     """Set when the answer ends in a CNAME whose target the catalog should chase."""
+    external_target: Name | None = None
+    """Set when the chain ends in a CNAME to a name outside every served zone: a forwarder
+    may chase it (`QueryHandler`)."""
     required_glue: int = 0
     """How many of the first `additional` sections a referral cannot do without (RFC 9471)."""
     optional_authority: bool = False

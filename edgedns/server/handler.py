@@ -16,11 +16,12 @@ import time
 from dnslib import QTYPE, RCODE, RR, TXT, DNSHeader, DNSQuestion, DNSRecord
 
 from edgedns.admin.metrics import QueryStats
-from edgedns.authority.answers import Answers, PoolReply
+from edgedns.authority.answers import Answers, PoolReply, Reply
 from edgedns.dns import names, wire
 from edgedns.dns.names import Name
 from edgedns.forward.forwarder import Forwarder
 from edgedns.pools.pool import PoolSet
+from edgedns.server import chase
 from edgedns.server.packets import PacketCache
 from edgedns.server.ratelimit import RateLimitSettings, ResponseRateLimit, TokenBucket
 
@@ -234,6 +235,12 @@ class QueryHandler:
         reply = wire.answer_to(reply, query)
         if echo is not None:
             reply = wire.add_option(reply, echo)
+        if entry.__class__ is Reply and entry.chase is not None:
+            forwarder = self.forwarder
+            if forwarder is not None and forwarder.allows(client):
+                chased = chase.chase(forwarder, query, tcp, wire.answer_to(packed.full, query),
+                                     entry.chase)
+                return chased, entry.zone, 0, None, 0
         return reply, entry.zone, holds_for, entry.pool, entry.generation
 
     def _debug(self, query: wire.Query, tcp: bool, client: str) -> bytes | None:

@@ -589,6 +589,49 @@ def test_client_outside_allow_is_refused_forwarding_but_gets_our_zones(
     assert addresses(ask(srv, "www.example.test.", tcp=tcp, source=LOCAL)) == [FAKE_ADDRESS]
 
 
+# --- a local CNAME into a forwarded name ----------------------------------------------------
+
+
+ALIAS = "alias: {CNAME: app.example.test.}"
+
+
+@pytest.mark.parametrize("tcp", [False, True], ids=["udp", "tcp"])
+def test_a_local_cname_to_a_forwarded_name_is_answered_with_the_chased_address(
+        server, fake_upstream, tcp):
+    fake = fake_upstream()
+    srv = server(forwarder_yaml(fake.port, zone_records=ALIAS))
+    reply = ask(srv, "aLiAs.site.lan.", tcp=tcp)
+    assert reply.rcode() == dns.rcode.NOERROR and reply.flags & dns.flags.RA
+    assert [(r.name.to_text(), dns.rdatatype.to_text(r.rdtype)) for r in reply.answer] == [
+        ("aLiAs.site.lan.", "CNAME"), ("app.example.test.", "A")]
+    assert addresses(reply) == [FAKE_ADDRESS]
+    assert reply.question[0].name.to_text() == "aLiAs.site.lan."  # 0x20 kept
+    assert fake.queries == ["app.example.test."]
+    ask(srv, "alias.site.lan.", tcp=tcp)
+    assert fake.queries == ["app.example.test."]  # the second time from the cache
+
+
+def test_the_chased_names_rcode_is_the_replys(server, fake_upstream):
+    fake = fake_upstream()
+    fake.rcode = dns.rcode.NXDOMAIN
+    srv = server(forwarder_yaml(fake.port, zone_records=ALIAS))
+    reply = ask(srv, "alias.site.lan.")
+    assert reply.rcode() == dns.rcode.NXDOMAIN  # RFC 6604: the last name's
+    assert [dns.rdatatype.to_text(r.rdtype) for r in reply.answer] == ["CNAME"]
+
+
+def test_without_forwarding_or_for_a_client_outside_allow_the_cname_alone(
+        server, fake_upstream):
+    fake = fake_upstream()
+    alone = server(authoritative_yaml("site.lan", ALIAS))
+    reply = ask(alone, "alias.site.lan.")
+    assert [dns.rdatatype.to_text(r.rdtype) for r in reply.answer] == ["CNAME"]
+    srv = server(forwarder_yaml(fake.port, zone_records=ALIAS, allow="[127.0.0.1/32]"))
+    reply = ask(srv, "alias.site.lan.", source="127.0.0.99")
+    assert [dns.rdatatype.to_text(r.rdtype) for r in reply.answer] == ["CNAME"]
+    assert fake.queries == []
+
+
 # --- concurrency ----------------------------------------------------------------------------
 
 
