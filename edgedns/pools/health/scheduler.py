@@ -60,6 +60,8 @@ class Scheduler:
         self._slots = asyncio.Semaphore(max_concurrent)
         self._running: set[asyncio.Task[None]] = set()
         self._icmp: IcmpProber | None = None
+        self._icmp_probes: dict[Target, Callable[[], None]] = {}
+        """ICMP probes in flight (no task each): how to abandon them when stopping."""
         self.supervisor = supervisor or Supervisor()
         self.probe_errors = 0
         """Probes that raised instead of returning a result (a checker bug), each logged."""
@@ -90,6 +92,9 @@ class Scheduler:
 
     async def stop(self) -> None:
         await self.supervisor.stop(TASK)
+        for abandon in list(self._icmp_probes.values()):
+            abandon()
+        self._icmp_probes.clear()
         for task in list(self._running):
             task.cancel()
         await asyncio.gather(*self._running, return_exceptions=True)
@@ -117,6 +122,9 @@ class Scheduler:
                     self._inflight.add(target)
                     self.max_lateness = max(self.max_lateness, self.clock() - due)
                     self.probes_started += 1
+                    if target.type == "icmp":
+                        self._begin_icmp(target, due)
+                        continue
                     task = loop.create_task(self._probe(target, due))
                 except BaseException:  # not started: the target keeps its turn, if restarted
                     self._inflight.discard(target)
@@ -157,6 +165,27 @@ class Scheduler:
             timer.cancel()
             self._slots.release()
             self._inflight.discard(target)
+        self._deliver(target, due, result)
+
+    def _begin_icmp(self, target: Target, due: float) -> None:
+        """An ICMP probe without a task: the prober calls back with the reply or the timeout
+        it keeps itself (`IcmpProber.begin`)."""
+        def done(result: ProbeResult) -> None:
+            self._icmp_probes.pop(target, None)
+            self._slots.release()
+            self._inflight.discard(target)
+            try:
+                self._deliver(target, due, result)
+            except Exception:  # called from the prober's reader: never let it fail there
+                self.probe_errors += 1
+                log.exception("handling the result of %s failed", target)
+
+        assert self._icmp is not None, "ICMP targets need an open IcmpProber"
+        abandon = self._icmp.begin(target, done)
+        if target in self._inflight:  # not finished at once (a send failure)
+            self._icmp_probes[target] = abandon
+
+    def _deliver(self, target: Target, due: float, result: ProbeResult) -> None:
         self.last_result = self.clock()
         if target in self._targets:
             settling = False
@@ -182,9 +211,6 @@ class Scheduler:
             self._wake.set()  # the scheduler sleeps until `earliest`: wake it sooner
 
     def _check(self, target: Target) -> Awaitable[ProbeResult]:
-        if target.type == "icmp":
-            assert self._icmp is not None, "ICMP targets need an open IcmpProber"
-            return self._icmp.probe(target)
         if target.type == "tcp":
             return tcp.probe(target)
         if target.type in ("http", "https"):

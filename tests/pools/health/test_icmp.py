@@ -57,16 +57,17 @@ def test_concurrent_probes_of_many_addresses_share_one_socket_and_all_get_replie
 
 
 @needs_root
-def test_an_address_that_never_replies_leaves_the_probe_waiting_until_cut() -> None:
-    async def body(prober: IcmpProber) -> None:
-        with pytest.raises(asyncio.TimeoutError):
-            await asyncio.wait_for(prober.probe(icmp_target(UNROUTED)), 0.3)
-        # The abandoned probe left nothing behind to match a late reply against.
+def test_an_address_that_never_replies_times_out_and_leaves_nothing_behind() -> None:
+    async def body(prober: IcmpProber) -> ProbeResult:
+        result = await asyncio.wait_for(prober.probe(icmp_target(UNROUTED)), 5)
+        # Nothing is left behind to match a late reply against ...
         assert all(not family.pending for family in prober._families.values())
-        # ...and the shared socket still serves other probes.
+        # ... and the shared socket still serves other probes.
         assert (await asyncio.wait_for(prober.probe(icmp_target("127.0.0.1")), 5)).ok
+        return result
 
-    asyncio.run(with_prober(body))
+    result = asyncio.run(with_prober(body))
+    assert (result.ok, result.reason) == (False, "timeout after 100ms")
 
 
 def denied(version: int, raw: bool) -> socket.socket:
@@ -176,45 +177,47 @@ def loop() -> Iterator[asyncio.AbstractEventLoop]:
 
 
 def family_waiting_on(loop: asyncio.AbstractEventLoop, address: str
-                      ) -> tuple[icmp._Family, asyncio.Future[float], int, bytes]:
+                      ) -> tuple[icmp._Family, list[ProbeResult], int, bytes]:
+    """A family with one probe of `address` in flight; its results land in the list."""
     family = icmp._Family(Inbox([]), 6, raw=True)  # type: ignore[arg-type]
     sequence = family.next_sequence(address)
     nonce = os.urandom(echo.NONCE_SIZE)
-    waiter: asyncio.Future[float] = loop.create_future()
-    family.pending[(address, sequence)] = (waiter, nonce)
-    return family, waiter, sequence, nonce
+    results: list[ProbeResult] = []
+    timer = loop.call_later(3600, lambda: None)
+    family.pending[(address, sequence)] = icmp._Probe(nonce, results.append, timer, 0.0)
+    return family, results, sequence, nonce
 
 
 @pytest.mark.parametrize("forgery", ["payload", "sequence", "source"])
 def test_a_reply_that_does_not_prove_itself_is_counted_and_ignored(loop, forgery: str) -> None:
-    family, waiter, sequence, nonce = family_waiting_on(loop, "2001:db8::1")
+    family, results, sequence, nonce = family_waiting_on(loop, "2001:db8::1")
     payload = b"edgedns-health!!" if forgery == "payload" else nonce
     seq = (sequence + 1) & 0xFFFF if forgery == "sequence" else sequence
     source = "2001:db8::2" if forgery == "source" else "2001:db8::1"
     family.sock = Inbox([(reply(family.ident, seq, payload), source)])  # type: ignore[assignment]
     family.readable()
-    assert not waiter.done()
+    assert results == []
     assert family.unmatched == 1
 
 
 def test_a_reply_with_the_identifier_sequence_and_nonce_answers_its_probe(loop) -> None:
-    family, waiter, sequence, nonce = family_waiting_on(loop, "2001:db8::1")
+    family, results, sequence, nonce = family_waiting_on(loop, "2001:db8::1")
     family.sock = Inbox([  # type: ignore[assignment]
         (reply(family.ident ^ 1, sequence, nonce), "2001:db8::1"),  # another prober's: skipped
         (reply(family.ident, sequence, nonce), "2001:db8::1"),
         (reply(family.ident, sequence, nonce), "2001:db8::1"),  # a duplicate: unmatched
     ])
     family.readable()
-    assert waiter.done()
+    assert [r.reason for r in results] == ["echo reply"]
     assert (family.unmatched, family.foreign) == (1, 1)
 
 
 def test_a_reply_from_an_ipv4_mapped_address_matches_its_canonical_form(loop) -> None:
     # The kernel writes ::ffff:1.2.3.4; the config (Python's ipaddress) ::ffff:102:304.
-    family, waiter, sequence, nonce = family_waiting_on(loop, "::ffff:102:304")
+    family, results, sequence, nonce = family_waiting_on(loop, "::ffff:102:304")
     family.sock = Inbox([(reply(family.ident, sequence, nonce), "::ffff:1.2.3.4")])  # type: ignore[assignment]
     family.readable()
-    assert waiter.done()
+    assert [r.ok for r in results] == [True]
 
 
 def test_sequences_count_per_address_from_a_random_start() -> None:
@@ -267,16 +270,19 @@ def test_two_probers_in_one_process_never_take_each_others_replies() -> None:
             fa, fb = a._families[4], b._families[4]
             start = fa.sequences.get("127.0.0.1")
             loop = asyncio.get_running_loop()
-            waiting = []
+            waited, resolved = 0, []
             for _ in range(20):
                 sequence = fa.sequences.get("127.0.0.1", start)
                 if sequence is not None:
-                    waiter = loop.create_future()
-                    fb.pending[("127.0.0.1", sequence)] = (waiter, os.urandom(16))
-                    waiting.append(waiter)
+                    timer = loop.call_later(3600, lambda: None)
+                    fb.pending[("127.0.0.1", sequence)] = icmp._Probe(
+                        os.urandom(16), resolved.append, timer, 0.0)
+                    waited += 1
                 assert (await asyncio.wait_for(a.probe(target), 5)).ok
             await asyncio.sleep(0.1)
-            return sum(w.done() for w in waiting), len(waiting), b.unmatched
+            for probe in fb.pending.values():
+                probe.timer.cancel()
+            return len(resolved), waited, b.unmatched
         finally:
             a.close()
             b.close()

@@ -13,6 +13,7 @@ import ssl
 import statistics
 import time
 from collections import Counter
+from collections.abc import Callable
 
 import pytest
 
@@ -434,9 +435,10 @@ def test_each_target_type_goes_to_its_checker(monkeypatch) -> None:
         return OK
 
     class FakeIcmp:
-        async def probe(self, target: Target) -> ProbeResult:
+        def begin(self, target: Target, done) -> Callable[[], None]:
             calls.append(("icmp", target, None))
-            return OK
+            done(OK)
+            return lambda: None
 
     monkeypatch.setattr(tcp, "probe", fake_tcp)
     monkeypatch.setattr(http, "probe", fake_http)
