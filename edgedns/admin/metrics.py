@@ -52,6 +52,14 @@ class QueryStats:
         self.latency_sum[tcp] += seconds
 
 
+def _one(family: type[CounterMetricFamily] | type[GaugeMetricFamily], name: str,
+         help_text: str, value: float) -> Metric:
+    """A family of one unlabelled sample."""
+    metric = family(name, help_text)
+    metric.add_metric((), value)
+    return metric
+
+
 class ServerCollector:
     """Reads a running `Server` into metric families when Prometheus scrapes."""
 
@@ -82,29 +90,19 @@ class ServerCollector:
 
         rrl = server.handler.rate_limit
         if rrl is not None:
-            for metric, help_text, value in (
-                ("edgedns_rrl_dropped", "UDP replies dropped by response-rate limiting",
-                 rrl.dropped),
-                ("edgedns_rrl_slipped", "UDP replies sent truncated by response-rate limiting",
-                 rrl.slipped),
-            ):
-                family = CounterMetricFamily(metric, help_text)
-                family.add_metric((), value)
-                yield family
+            yield _one(CounterMetricFamily, "edgedns_rrl_dropped",
+                       "UDP replies dropped by response-rate limiting", rrl.dropped)
+            yield _one(CounterMetricFamily, "edgedns_rrl_slipped",
+                       "UDP replies sent truncated by response-rate limiting", rrl.slipped)
 
         connections = server.connections
-        open_now = GaugeMetricFamily("edgedns_tcp_connections", "Open DNS TCP connections")
-        open_now.add_metric((), len(connections.open))
-        yield open_now
-        for metric, help_text, value in (
-            ("edgedns_tcp_refused", "TCP connections closed at once: a connection cap was "
-             "reached", connections.refused),
-            ("edgedns_tcp_evicted", "Idle TCP connections closed to make room for a new one",
-             connections.evicted),
-        ):
-            family = CounterMetricFamily(metric, help_text)
-            family.add_metric((), value)
-            yield family
+        yield _one(GaugeMetricFamily, "edgedns_tcp_connections", "Open DNS TCP connections",
+                   len(connections.open))
+        yield _one(CounterMetricFamily, "edgedns_tcp_refused",
+                   "TCP connections closed at once: a connection cap was reached",
+                   connections.refused)
+        yield _one(CounterMetricFamily, "edgedns_tcp_evicted",
+                   "Idle TCP connections closed to make room for a new one", connections.evicted)
 
         hooks = server.hooks
         notify = CounterMetricFamily("edgedns_notify_events", "Events for the notify hooks",
@@ -122,13 +120,11 @@ class ServerCollector:
         reloads.add_metric(("success",), server.reloads.successes)
         reloads.add_metric(("failure",), server.reloads.failures)
         yield reloads
-        last_ok = GaugeMetricFamily("edgedns_last_reload_successful",
-                                    "1 when the last reload was applied, 0 when it was refused")
-        last_ok.add_metric((), 0 if server.reloads.last_error else 1)
-        yield last_ok
-        uptime = GaugeMetricFamily("edgedns_uptime_seconds", "Seconds since the server started")
-        uptime.add_metric((), time.monotonic() - server.started)
-        yield uptime
+        yield _one(GaugeMetricFamily, "edgedns_last_reload_successful",
+                   "1 when the last reload was applied, 0 when it was refused",
+                   0 if server.reloads.last_error else 1)
+        yield _one(GaugeMetricFamily, "edgedns_uptime_seconds",
+                   "Seconds since the server started", time.monotonic() - server.started)
 
     def _pools(self) -> Iterator[Metric]:
         pools = self.server.pools
@@ -160,21 +156,15 @@ class ServerCollector:
         yield rtt
         yield healthy
         scheduler = self.server.scheduler
-        probes = CounterMetricFamily("edgedns_probes", "Health probes started")
-        probes.add_metric((), scheduler.probes_started)
-        yield probes
-        unmatched = CounterMetricFamily(
-            "edgedns_icmp_replies_unmatched",
-            "ICMP echo replies with our identifier that matched no probe in flight (wrong "
-            "sequence or nonce: forged, late or duplicated)")
-        unmatched.add_metric((), self.server.icmp.unmatched)
-        yield unmatched
-        foreign = CounterMetricFamily(
-            "edgedns_icmp_replies_foreign",
-            "ICMP echo replies to other probers on the host read by edgedns (0 while the "
-            "kernel filter works)")
-        foreign.add_metric((), self.server.icmp.foreign)
-        yield foreign
+        yield _one(CounterMetricFamily, "edgedns_probes", "Health probes started",
+                   scheduler.probes_started)
+        yield _one(CounterMetricFamily, "edgedns_icmp_replies_unmatched",
+                   "ICMP echo replies with our identifier that matched no probe in flight "
+                   "(wrong sequence or nonce: forged, late or duplicated)",
+                   self.server.icmp.unmatched)
+        yield _one(CounterMetricFamily, "edgedns_icmp_replies_foreign",
+                   "ICMP echo replies to other probers on the host read by edgedns (0 while "
+                   "the kernel filter works)", self.server.icmp.foreign)
         failures = CounterMetricFamily(
             "edgedns_background_failures",
             "Unexpected exceptions in background work, each logged with its traceback: a "
@@ -187,14 +177,12 @@ class ServerCollector:
         for task, restarts in self.server.supervisor.restarts.items():
             failures.add_metric((task,), restarts)
         yield failures
-        stalled = GaugeMetricFamily("edgedns_health_stalled",
-                                    "1 when no probe result came for 3 check intervals")
-        stalled.add_metric((), 0 if scheduler.stalled() is None else 1)
-        yield stalled
-        lateness = GaugeMetricFamily("edgedns_probe_lateness_max_seconds",
-                                     "Largest delay between a probe's due time and its start")
-        lateness.add_metric((), scheduler.max_lateness)
-        yield lateness
+        yield _one(GaugeMetricFamily, "edgedns_health_stalled",
+                   "1 when no probe result came for 3 check intervals",
+                   0 if scheduler.stalled() is None else 1)
+        yield _one(GaugeMetricFamily, "edgedns_probe_lateness_max_seconds",
+                   "Largest delay between a probe's due time and its start",
+                   scheduler.max_lateness)
 
     def _forwarding(self) -> Iterator[Metric]:
         forwarder = self.server.handler.forwarder
@@ -212,18 +200,14 @@ class ServerCollector:
         yield results
         yield up
         cache = forwarder.cache
-        for metric, help_text, value in (
-            ("edgedns_cache_hits", "Forwarded questions answered from the cache", cache.hits),
-            ("edgedns_cache_misses", "Forwarded questions not in the cache", cache.misses),
-            ("edgedns_cache_stale_served", "Answers served stale (RFC 8767)",
-             cache.stale_served),
-        ):
-            family = CounterMetricFamily(metric, help_text)
-            family.add_metric((), value)
-            yield family
-        entries = GaugeMetricFamily("edgedns_cache_entries", "Answers in the cache")
-        entries.add_metric((), len(cache))
-        yield entries
+        yield _one(CounterMetricFamily, "edgedns_cache_hits",
+                   "Forwarded questions answered from the cache", cache.hits)
+        yield _one(CounterMetricFamily, "edgedns_cache_misses",
+                   "Forwarded questions not in the cache", cache.misses)
+        yield _one(CounterMetricFamily, "edgedns_cache_stale_served",
+                   "Answers served stale (RFC 8767)", cache.stale_served)
+        yield _one(GaugeMetricFamily, "edgedns_cache_entries", "Answers in the cache",
+                   len(cache))
 
 
 def render(server: Server) -> bytes:
