@@ -67,7 +67,7 @@ def serve(config_path: str, listen: tuple[str, ...], admin: str | None, log_leve
         raise click.ClickException(str(exc)) from None
     try:
         server.run(cfg, listen, admin)
-    except (OSError, IcmpUnavailable) as exc:
+    except (OSError, IcmpUnavailable, LookupError) as exc:
         # An OSError's strerror is the sentence we made; str() would prefix "[Errno N]".
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
         raise click.ClickException(f"cannot serve: {reason}") from None

@@ -36,7 +36,7 @@ from edgedns.server.ratelimit import RateLimitSettings
 DEFAULT_LISTEN = ("127.0.0.1:5353",)
 TOP_KEYS = ("listen", "tcp", "defaults", "zones", "forward", "cache", "admin", "reload_interval",
             "query_log", "shutdown_timeout", "debug_allow", "packet_cache", "rate_limit",
-            "state_dir", "notify")
+            "state_dir", "notify", "user")
 RATE_LIMIT_KEYS = ("responses_per_second", "slip", "ipv4_prefix", "ipv6_prefix", "exempt")
 DEBUG_ALLOW = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
 ADMIN_KEYS = ("listen", "token")
@@ -85,6 +85,8 @@ class Config:
     """Response-rate limiting of UDP replies; None: off."""
     files: tuple[Path, ...] = ()
     """Every file the config was read from: itself, zone files, the DoT CA file."""
+    user: str | None = None
+    """Run as this user once the sockets are bound (when started as root)."""
     notify: NotifySettings | None = None
     """Hooks told of health, drain and reload changes; None: none."""
     state_dir: Path | None = None
@@ -179,6 +181,11 @@ class _Parser(ZonesSection, PoolsSection, ForwardSection):
             given["debug_allow"] = self.networks(top["debug_allow"], "debug_allow")
         if "rate_limit" in top:
             given["rate_limit"] = self.rate_limit(top["rate_limit"], "rate_limit")
+        if "user" in top:
+            user = yaml_file.source_text(top["user"]).strip()
+            if not user:
+                raise self.error("user", "must be a user name")
+            given["user"] = user
         if "notify" in top:
             given["notify"] = self.notify(top["notify"], "notify")
         if "state_dir" in top:

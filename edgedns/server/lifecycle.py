@@ -20,6 +20,7 @@ import errno
 import ipaddress
 import logging
 import os
+import pwd
 import signal
 import socket
 import time
@@ -46,7 +47,7 @@ from edgedns.pools.health.icmp import IcmpProber, IcmpUnavailable
 from edgedns.pools.health.scheduler import Scheduler
 from edgedns.pools.history import History
 from edgedns.pools.pool import PoolSet
-from edgedns.server import hooks, limits, systemd
+from edgedns.server import hooks, limits, privileges, systemd
 from edgedns.server.control import UNREAD, Coalescer, FileWatch, Signature
 from edgedns.server.handler import QueryHandler
 from edgedns.server.hooks import Hooks
@@ -202,10 +203,35 @@ class Server:
         if self.config.reload_interval > 0:
             self.supervisor.start(_WATCH, self._watch_files)
         self.supervisor.start(hooks.TASK, self.hooks.run)
+        if self.config.user is not None:
+            self._drop_privileges(self.config.user)
         heap.keep()
         summary.info("serving %d zones on %s", len(self.config.zones),
                  ", ".join(str(e) for e in self.bound))
         self.systemd.ready(self._summary())
+
+    def _drop_privileges(self, user: str) -> None:
+        """Become `user`, keeping the capabilities reloads may still need (see
+        `privileges`); the state directory is made theirs first."""
+        keep = set()
+        ports = [e.port for e in self.bound]
+        if self.config.admin.listen is not None:
+            ports.append(self.config.admin.listen.port)
+        if any(0 < port < 1024 for port in ports):
+            keep.add(privileges.CAP_NET_BIND_SERVICE)
+        if self.icmp.versions:
+            keep.add(privileges.CAP_NET_RAW)
+        state = self.drains.path.parent
+        try:
+            state.mkdir(parents=True, exist_ok=True)
+            entry = pwd.getpwnam(user)
+            os.chown(state, entry.pw_uid, entry.pw_gid)
+        except (OSError, KeyError):
+            pass  # drop_to says what is wrong with the user; a state dir we cannot own
+            # only means drains will not be kept, and `drain` says so when asked
+        if privileges.drop_to(user, keep):
+            kept = ", ".join(sorted(privileges.NAMES[cap] for cap in keep))
+            summary.info("running as %s, keeping %s", user, kept or "no capabilities")
 
     def _summary(self) -> str:
         return (f"serving {len(self.config.zones)} zones, {len(self.config.pools)} pools on "
