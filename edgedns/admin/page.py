@@ -73,7 +73,8 @@ function draw(s) {
   document.getElementById("summary").textContent =
     `${s.version} · ${s.config} · up ${Math.round(s.uptime_seconds)} s · ` +
     `${s.ready ? "ready" : "NOT READY"} · ${s.zones.length} zones · ` +
-    `listening on ${s.listen.join(", ")}`;
+    `listening on ${s.listen.join(", ")} · reloads: ${r.successes} applied, ` +
+    `${r.failures} refused` + (r.at ? `, the last ${r.at}` : "");
   const alerts = document.getElementById("alerts");
   alerts.replaceChildren();
   if (!r.ok) alerts.append(el("section", `Last reload refused (${r.at}): ${r.error}`, "bad"));
@@ -123,9 +124,19 @@ function draw(s) {
               c.reason, c.check, c.pools.join(", ")]);
   const q = document.getElementById("queries");
   q.replaceChildren();
-  row(q, ["zone", "rcode", "queries"], true);
-  for (const c of s.queries) row(q, [c.zone, c.rcode, c.count]);
+  row(q, ["zone", "rcode", "queries", "per second"], true);
+  const now = Date.now(), counts = {};
+  for (const c of s.queries) {
+    const key = c.zone + " " + c.rcode;
+    counts[key] = c.count;
+    const before = previous.counts[key];
+    const rate = before === undefined || !previous.at ? "" :
+      ((c.count - before) * 1000 / (now - previous.at)).toFixed(1);
+    row(q, [c.zone, c.rcode, c.count, rate]);
+  }
+  previous = {at: now, counts: counts};
 }
+let previous = {at: 0, counts: {}};
 async function refresh() {
   try {
     const reply = await fetch("/status", {headers: headers(), cache: "no-store"});

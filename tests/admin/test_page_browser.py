@@ -4,6 +4,7 @@ each run is kept next to the test's files."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import socket
 import subprocess
@@ -46,11 +47,16 @@ zones:
         members: [127.0.0.2, 127.0.0.3]
 """)
     wait_until(srv.server.pools.all_probed)
+    srv.query("www.site.lan")  # something in the query table
     url = f"http://127.0.0.1:{srv.server.admin_port}/"
     profile = tmp_path / "chromium"
     dom = browse(url, profile)
     assert "web.site.lan.  1/2 healthy" in dom
     assert "answering: 127.0.0.2" in dom
+    assert "reloads: 0 applied, 0 refused" in dom
+    # Two polls within the page's time: the query table shows a rate per second.
+    assert re.search(r"<td>site\.lan\.</td><td>NOERROR</td><td>\d+</td><td>\d+\.\d</td>",
+                     dom), dom.split("Queries answered")[1][:400]
     assert '<td>127.0.0.2</td><td><span class="up">UP</span></td>' in dom
     assert '<td>127.0.0.3</td><td><span class="down">DOWN</span></td>' in dom
     browse(url, profile, screenshot=tmp_path / "status-page.png")
