@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 
 MAX_REQUEST_HEAD = 8 * 1024
 READ_TIMEOUT = 5.0
+STATUS_FRESH = 1.0
+"""Seconds one /status body is served again before it is built anew."""
 MAX_CONNECTIONS = 64
 EVICT_AFTER = 0.5
 """With every connection slot taken, a new request takes the slot of the connection that
@@ -41,6 +43,8 @@ class AdminServer:
         self.token = token
         self._listener: asyncio.AbstractServer | None = None
         self._open = 0
+        self._status_body: tuple[float, bytes] | None = None
+        """The last /status built, with when (loop time)."""
         self._reading: dict[asyncio.StreamWriter, float] = {}
         """Connections still reading their request head, with when they came."""
         self._routes: dict[str, Callable[[], tuple[int, str, bytes]]] = {
@@ -171,5 +175,10 @@ class AdminServer:
         return 503, "text/plain", b"waiting for first health verdicts\n"
 
     def _status(self) -> tuple[int, str, bytes]:
-        body = json.dumps(status.snapshot(self.server), indent=2).encode() + b"\n"
-        return 200, "application/json", body
+        # Built on the loop that answers queries, in time that grows with the members (some
+        # 15 ms for 2,000): at most once a STATUS_FRESH, however many pages poll it.
+        now = asyncio.get_running_loop().time()
+        if self._status_body is None or now - self._status_body[0] >= STATUS_FRESH:
+            body = json.dumps(status.snapshot(self.server), indent=2).encode() + b"\n"
+            self._status_body = (now, body)
+        return 200, "application/json", self._status_body[1]

@@ -100,14 +100,14 @@ CHANGES_SHOWN = 50
 
 def _answering(pools: PoolSet, name: Name, families: set[int]) -> list[str] | str:
     """The addresses the pool hands out now (every variant's), or "SERVFAIL"."""
-    found: list[str] = []
+    found: dict[str, None] = {}  # ordered, each address once
     for version in sorted(families):
         selection = pools.selection(name, version)
         if selection.servfail:
             return "SERVFAIL"
         for variant in selection.variants:
-            found.extend(a for a in variant if a not in found)
-    return found
+            found.update(dict.fromkeys(variant))
+    return list(found)
 
 
 def _queries(server: Server) -> list[dict[str, Any]]:

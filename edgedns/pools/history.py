@@ -1,9 +1,11 @@
-"""What health did lately, for people: per check target a day of per-minute states, recent
-RTTs (for percentiles) and the changes of the last day; and a log of the last changes.
+"""What health did lately, for people: per check target a day of quarter-hour states,
+recent RTTs (for percentiles) and the changes of the last day; and a log of the last changes.
 
-All of it is bounded: `MINUTES` bytes, `RTTS` floats and at most `MINUTES` change times per
-target, `LOG` entries in all. It survives reloads (the server keeps one `History`); targets
-no longer checked are forgotten by `keep_only`.
+All of it is bounded (`CELLS` bytes, `RTTS` floats and at most `CHANGES` change times per
+target, `LOG` entries in all) and cheap to read: `/status` reads it for every member on
+every poll of the status page, on the event loop that answers queries, so a summary costs a
+few slices of bytes, never a walk over the day. It survives reloads (the server keeps one
+`History`); targets no longer checked are forgotten by `keep_only`.
 """
 
 from __future__ import annotations
@@ -19,28 +21,31 @@ from typing import Any
 
 from edgedns.pools.health.checks import ProbeResult, Target
 
-MINUTES = 1440
-"""Cells kept per target: one a minute, a day."""
-BUCKET = 15
-"""Minutes per cell of the strip `/status` shows (96 for a day)."""
+BUCKET = 900
+"""Seconds per cell of the strip: a quarter hour."""
+CELLS = 96
+"""Cells kept per target: a day."""
 RTTS = 128
 """Recent RTTs kept per target for the percentiles."""
+CHANGES = 1440
+"""Change times kept per target (more than a day's worth only for a member that flaps
+every minute)."""
 LOG = 200
 """Changes kept in the log."""
+DAY = 86_400.0
 
 NONE, UP, DOWN, MIXED = b".", b"u", b"d", b"m"
-"""A cell: no result that minute, up all of it, down all of it, or both."""
-_WORST = {NONE[0]: 0, UP[0]: 1, MIXED[0]: 2, DOWN[0]: 3}
+"""A cell: no result in that quarter hour, up all of it, down all of it, or both."""
 
 
 @dataclass(slots=True)
 class _Track:
-    cells: bytearray = field(default_factory=lambda: bytearray(NONE * MINUTES))
-    minute: int = -1
-    """The last minute written (minutes since the epoch)."""
+    cells: bytearray = field(default_factory=lambda: bytearray(NONE * CELLS))
+    cell: int = -1
+    """The quarter hour last written (quarter hours since the epoch)."""
     rtts: array = field(default_factory=lambda: array("f"))
     rtt_next: int = 0
-    changes: deque = field(default_factory=lambda: deque(maxlen=MINUTES))
+    changes: deque = field(default_factory=lambda: deque(maxlen=CHANGES))
 
 
 class History:
@@ -57,15 +62,16 @@ class History:
         track = self._tracks.get(target)
         if track is None:
             track = self._tracks[target] = _Track()
-        minute = int(now // 60)
-        if minute != track.minute:
-            # Minutes without any result since the last one are blank.
-            for skipped in range(max(track.minute + 1, minute - MINUTES + 1), minute):
-                track.cells[skipped % MINUTES] = NONE[0]
-            track.cells[minute % MINUTES] = (UP if up else DOWN)[0]
-            track.minute = minute
-        elif track.cells[minute % MINUTES] != (UP if up else DOWN)[0]:
-            track.cells[minute % MINUTES] = MIXED[0]
+        cell = int(now // BUCKET)
+        state = (UP if up else DOWN)[0]
+        if cell != track.cell:
+            # Quarter hours without any result since the last one are blank.
+            for skipped in range(max(track.cell + 1, cell - CELLS + 1), cell):
+                track.cells[skipped % CELLS] = NONE[0]
+            track.cells[cell % CELLS] = state
+            track.cell = cell
+        elif track.cells[cell % CELLS] != state:
+            track.cells[cell % CELLS] = MIXED[0]
         if result.rtt is not None:
             if len(track.rtts) < RTTS:
                 track.rtts.append(result.rtt)
@@ -85,29 +91,29 @@ class History:
             del self._tracks[gone]
 
     def summary(self, target: Target) -> dict[str, Any]:
-        """The strip (`BUCKET`-minute cells over the last day, oldest first, the worst state
-        of each: d, m, u or .), RTT p50 and p95 in ms, and changes in the last day."""
+        """The day's strip (quarter-hour cells, oldest first: u, d, m or .), RTT p50 and
+        p95 in ms over the recent probes, and the changes in the last day."""
         track = self._tracks.get(target)
         if track is None:
-            return {"heartbeat": NONE.decode() * (MINUTES // BUCKET), "rtt_p50_ms": None,
+            return {"heartbeat": NONE.decode() * CELLS, "rtt_p50_ms": None,
                     "rtt_p95_ms": None, "changes_24h": 0}
         now = self.clock()
-        minute = int(now // 60)
-        strip = bytearray()
-        for start in range(minute - MINUTES + 1, minute + 1, BUCKET):
-            worst = NONE[0]
-            for m in range(start, start + BUCKET):
-                cell = NONE[0] if m > track.minute or m <= track.minute - MINUTES \
-                    else track.cells[m % MINUTES]
-                if _WORST[cell] > _WORST[worst]:
-                    worst = cell
-            strip.append(worst)
+        elapsed = int(now // BUCKET) - track.cell  # quarter hours since the last result
+        if elapsed >= CELLS:
+            strip = NONE * CELLS
+        else:
+            split = (track.cell + 1) % CELLS  # the oldest cell kept
+            ordered = track.cells[split:] + track.cells[:split]
+            strip = bytes(ordered[elapsed:]) + NONE * elapsed
+        changes = track.changes
+        while changes and now - changes[0] > DAY:
+            changes.popleft()
         rtts = sorted(track.rtts)
         return {
             "heartbeat": strip.decode(),
             "rtt_p50_ms": round(_percentile(rtts, 0.50) * 1000, 3) if rtts else None,
             "rtt_p95_ms": round(_percentile(rtts, 0.95) * 1000, 3) if rtts else None,
-            "changes_24h": sum(1 for t in track.changes if now - t <= 86400),
+            "changes_24h": len(changes),
         }
 
 

@@ -48,17 +48,18 @@ class Member:
     """policy weighted: relative share of queries answered with this member first."""
     priority: int = 0
     """policy failover: the highest priority with a healthy member is answered."""
+    target: Target | None = field(init=False, repr=False, compare=False)
+    """What to probe, or None for `check: {type: none}` (always up). Made once: selections,
+    status and metrics ask for it per member."""
+
+    def __post_init__(self) -> None:
+        target = None if self.check.type == "none" else Target.for_member(self.check,
+                                                                          self.address)
+        object.__setattr__(self, "target", target)
 
     @property
     def version(self) -> int:
-        return ipaddress.ip_address(self.address).version
-
-    @property
-    def target(self) -> Target | None:
-        """What to probe, or None for `check: {type: none}` (always up)."""
-        if self.check.type == "none":
-            return None
-        return Target.for_member(self.check, self.address)
+        return 6 if ":" in self.address else 4  # the address is canonical text
 
 
 @dataclass(frozen=True, slots=True)
