@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from edgedns.config import yaml as yaml_file
 from edgedns.dns import names
 from edgedns.dns.presentation import brief, shown
 
@@ -154,6 +155,13 @@ class Reader:
             bound = f"from {low} to {high}" if high is not None else f"of at least {low}"
             raise self.error(path, f"must be a whole number {bound}, not {shown(value)}")
         return value
+
+    def text(self, value: Any, path: str, what: str) -> str:
+        """`value` as written, stripped; refused when empty (`what` says what it must be)."""
+        text = yaml_file.source_text(value).strip()
+        if not text:
+            raise self.error(path, f"must be {what}")
+        return text
 
     def boolean(self, value: Any, path: str) -> bool:
         if not isinstance(value, bool):

@@ -182,17 +182,12 @@ class _Parser(ZonesSection, PoolsSection, ForwardSection):
         if "rate_limit" in top:
             given["rate_limit"] = self.rate_limit(top["rate_limit"], "rate_limit")
         if "user" in top:
-            user = yaml_file.source_text(top["user"]).strip()
-            if not user:
-                raise self.error("user", "must be a user name")
-            given["user"] = user
+            given["user"] = self.text(top["user"], "user", "a user name")
         if "notify" in top:
             given["notify"] = self.notify(top["notify"], "notify")
         if "state_dir" in top:
-            text = yaml_file.source_text(top["state_dir"]).strip()
-            if not text:
-                raise self.error("state_dir", "must be a directory path")
-            given["state_dir"] = self.source.parent / text
+            given["state_dir"] = self.source.parent / self.text(
+                top["state_dir"], "state_dir", "a directory path")
         if "packet_cache" in top:
             raw_cache = self.mapping(top["packet_cache"], "packet_cache", ("max_bytes",))
             if "max_bytes" in raw_cache:
@@ -227,13 +222,11 @@ class _Parser(ZonesSection, PoolsSection, ForwardSection):
             raise self.error(path, "give a command, a url, or both")
         command = url = None
         if "command" in raw:
-            command = yaml_file.source_text(raw["command"]).strip()
+            command = self.text(raw["command"], f"{path}.command", "a program to run")
             if "/" in command and not command.startswith("/"):
                 command = str(self.source.parent / command)
-            if not command:
-                raise self.error(f"{path}.command", "must be a program to run")
         if "url" in raw:
-            url = yaml_file.source_text(raw["url"]).strip()
+            url = self.text(raw["url"], f"{path}.url", "an http:// or https:// URL")
             if not url.startswith(("http://", "https://")):
                 raise self.error(f"{path}.url", f"{shown(url)}: must be an http:// or "
                                  "https:// URL")
