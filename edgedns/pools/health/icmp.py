@@ -219,15 +219,6 @@ class IcmpProber:
 
         return abandon
 
-    async def probe(self, target: Target) -> ProbeResult:
-        """`begin`, awaited."""
-        result: asyncio.Future[ProbeResult] = asyncio.get_running_loop().create_future()
-        abandon = self.begin(target, lambda r: result.done() or result.set_result(r))
-        try:
-            return await result
-        finally:
-            abandon()
-
 
 def _nothing() -> None:
     pass

@@ -25,6 +25,16 @@ def icmp_target(address: str) -> Target:
     return Target.for_member(CheckSpec(), address)
 
 
+async def probe(prober: IcmpProber, target: Target) -> ProbeResult:
+    """One probe, awaited (the scheduler takes the callback instead)."""
+    result: asyncio.Future[ProbeResult] = asyncio.get_running_loop().create_future()
+    abandon = prober.begin(target, lambda r: result.done() or result.set_result(r))
+    try:
+        return await result
+    finally:
+        abandon()
+
+
 async def with_prober(body):
     prober = IcmpProber()
     prober.ensure({4})
@@ -37,7 +47,7 @@ async def with_prober(body):
 @needs_root
 def test_loopback_answers_an_echo_request() -> None:
     async def body(prober: IcmpProber) -> ProbeResult:
-        return await asyncio.wait_for(prober.probe(icmp_target("127.0.0.1")), 5)
+        return await asyncio.wait_for(probe(prober, icmp_target("127.0.0.1")), 5)
 
     result = asyncio.run(with_prober(body))
     assert (result.ok, result.reason) == (True, "echo reply")
@@ -49,7 +59,7 @@ def test_concurrent_probes_of_many_addresses_share_one_socket_and_all_get_replie
     addresses = [f"127.0.0.{i}" for i in range(1, 21)]
 
     async def body(prober: IcmpProber) -> list[ProbeResult]:
-        probes = [prober.probe(icmp_target(a)) for a in addresses for _ in range(3)]
+        probes = [probe(prober, icmp_target(a)) for a in addresses for _ in range(3)]
         return await asyncio.wait_for(asyncio.gather(*probes), 10)
 
     results = asyncio.run(with_prober(body))
@@ -59,11 +69,11 @@ def test_concurrent_probes_of_many_addresses_share_one_socket_and_all_get_replie
 @needs_root
 def test_an_address_that_never_replies_times_out_and_leaves_nothing_behind() -> None:
     async def body(prober: IcmpProber) -> ProbeResult:
-        result = await asyncio.wait_for(prober.probe(icmp_target(UNROUTED)), 5)
+        result = await asyncio.wait_for(probe(prober, icmp_target(UNROUTED)), 5)
         # Nothing is left behind to match a late reply against ...
         assert all(not family.pending for family in prober._families.values())
         # ... and the shared socket still serves other probes.
-        assert (await asyncio.wait_for(prober.probe(icmp_target("127.0.0.1")), 5)).ok
+        assert (await asyncio.wait_for(probe(prober, icmp_target("127.0.0.1")), 5)).ok
         return result
 
     result = asyncio.run(with_prober(body))
@@ -278,10 +288,10 @@ def test_two_probers_in_one_process_never_take_each_others_replies() -> None:
                     fb.pending[("127.0.0.1", sequence)] = icmp._Probe(
                         os.urandom(16), resolved.append, timer, 0.0)
                     waited += 1
-                assert (await asyncio.wait_for(a.probe(target), 5)).ok
+                assert (await asyncio.wait_for(probe(a, target), 5)).ok
             await asyncio.sleep(0.1)
-            for probe in fb.pending.values():
-                probe.timer.cancel()
+            for waiting in fb.pending.values():
+                waiting.timer.cancel()
             return len(resolved), waited, b.unmatched
         finally:
             a.close()
