@@ -25,6 +25,9 @@ log = logging.getLogger(__name__)
 
 QUEUE = 1000
 """Events waiting at most; more are dropped (and counted) until the queue drains."""
+FIELD_MAX = 1000
+"""Characters of free text (a refused reload's error) an event carries at most: with
+`QUEUE`, the queue stays under about a megabyte."""
 TIMEOUT = 10.0
 """Seconds one run of the command, or one POST, may take."""
 TRIES = 3

@@ -337,7 +337,7 @@ class Server:
                 listener.tcp.close()
             self.reloads.failures += 1
             self.reloads.last_error = str(exc)
-            self.hooks.emit("reload_refused", reason=reason, error=str(exc))
+            self.hooks.emit("reload_refused", reason=reason, error=str(exc)[:hooks.FIELD_MAX])
             expected = isinstance(exc, (config_mod.ConfigError, OSError, IcmpUnavailable))
             # A bug shows its traceback; either way the old config keeps serving.
             log.error("reload (%s) refused, still serving the previous config: %s",
