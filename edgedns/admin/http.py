@@ -175,8 +175,8 @@ class AdminServer:
         return 503, "text/plain", b"waiting for first health verdicts\n"
 
     def _status(self) -> tuple[int, str, bytes]:
-        # Built on the loop that answers queries, in time that grows with the members (some
-        # 15 ms for 2,000): at most once a STATUS_FRESH, however many pages poll it.
+        # Built on the loop that answers queries, in time that grows with the members: at
+        # most once a STATUS_FRESH, however many pages poll it.
         now = asyncio.get_running_loop().time()
         if self._status_body is None or now - self._status_body[0] >= STATUS_FRESH:
             body = json.dumps(status.snapshot(self.server), indent=2).encode() + b"\n"
