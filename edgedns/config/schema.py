@@ -16,7 +16,6 @@ from edgedns import heap
 from edgedns.authority.zone import Zone
 from edgedns.config import yaml as yaml_file
 from edgedns.config.forward import ForwardSection
-from edgedns.config.pools import PoolsSection
 from edgedns.config.reader import (
     ConfigError,
     Endpoint,
@@ -24,6 +23,7 @@ from edgedns.config.reader import (
     parse_endpoint,
     parse_size,
 )
+from edgedns.config.vip import VipSection
 from edgedns.config.zones import ZonesSection
 from edgedns.dns.presentation import shown
 from edgedns.forward.cache import CacheSettings
@@ -32,11 +32,12 @@ from edgedns.pools.health.checks import CheckSpec
 from edgedns.pools.pool import PoolSpec
 from edgedns.server.hooks import NotifySettings
 from edgedns.server.ratelimit import RateLimitSettings
+from edgedns.vip.settings import VrrpSettings
 
 DEFAULT_LISTEN = ("127.0.0.1:5353",)
 TOP_KEYS = ("listen", "tcp", "defaults", "zones", "forward", "cache", "admin", "reload_interval",
             "query_log", "shutdown_timeout", "debug_allow", "packet_cache", "rate_limit",
-            "state_dir", "notify", "user")
+            "state_dir", "notify", "user", "vrrp")
 RATE_LIMIT_KEYS = ("responses_per_second", "slip", "ipv4_prefix", "ipv6_prefix", "exempt")
 DEBUG_ALLOW = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
 ADMIN_KEYS = ("listen", "token")
@@ -92,6 +93,8 @@ class Config:
     state_dir: Path | None = None
     """Where state kept across restarts lives (drained members); None: the default
     (`edgedns.pools.drain.default_state_dir`)."""
+    vrrp: VrrpSettings | None = None
+    """The virtual addresses this node may hold; None: none."""
 
 
 def load(path: str | Path, listen_override: tuple[str, ...] = (),
@@ -136,7 +139,7 @@ def load_admin(path: str | Path) -> AdminSettings:
     return _Parser(path).admin(raw["admin"], "admin")
 
 
-class _Parser(ZonesSection, PoolsSection, ForwardSection):
+class _Parser(ZonesSection, VipSection, ForwardSection):
     """The whole file: the top level here, each section in its module."""
 
     def config(self, raw: Any, listen_override: tuple[str, ...],
@@ -185,6 +188,13 @@ class _Parser(ZonesSection, PoolsSection, ForwardSection):
             given["user"] = self.text(top["user"], "user", "a user name")
         if "notify" in top:
             given["notify"] = self.notify(top["notify"], "notify")
+        if "vrrp" in top:
+            given["vrrp"] = self.vrrp(top["vrrp"], "vrrp")
+            virtual = {a.address for a in given["vrrp"].addresses}
+            if all(endpoint.host in virtual for endpoint in listen):
+                raise self.error("listen", "names only virtual addresses; add a wildcard "
+                                 "(0.0.0.0:53) or an address of this host, through which "
+                                 "vrrp's DNS self-check asks")
         if "state_dir" in top:
             given["state_dir"] = self.source.parent / self.text(
                 top["state_dir"], "state_dir", "a directory path")

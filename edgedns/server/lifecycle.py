@@ -47,12 +47,15 @@ from edgedns.pools.health.icmp import IcmpProber, IcmpUnavailable
 from edgedns.pools.health.scheduler import Scheduler
 from edgedns.pools.history import History
 from edgedns.pools.pool import PoolSet
-from edgedns.server import hooks, limits, privileges, systemd
+from edgedns.server import hooks, limits, privileges, sockopts, systemd
 from edgedns.server.control import UNREAD, Coalescer, FileWatch, Signature
 from edgedns.server.handler import QueryHandler
 from edgedns.server.hooks import Hooks
 from edgedns.server.listeners import TcpConnections, UdpListener
+from edgedns.server.virtual import VirtualRouters, check_address
 from edgedns.supervisor import Supervisor
+from edgedns.vip.link import LinkError
+from edgedns.vip.router import State
 
 log = logging.getLogger(__name__)
 summary = logging.getLogger("edgedns.summary")
@@ -141,6 +144,8 @@ class Server:
         self._retiring: set[asyncio.Task[None]] = set()
         self.open_files = -1
         """The open-files limit `run` raised to; -1 when unknown (no caps shrink then)."""
+        self.vrrp: VirtualRouters | None = None
+        """The virtual addresses (`vrrp`), once started."""
 
     @property
     def bound(self) -> list[Endpoint]:
@@ -154,26 +159,30 @@ class Server:
 
     def _probe_result(self, target: Target, result: ProbeResult) -> bool:
         pools = self.pools
+        if self.vrrp is not None and target in self.vrrp.tracks:
+            return self.vrrp.record(target, result, time.time())
         changed = pools.record(target, result)
         health = pools.health.get(target)
         if health is not None:
             self.history.record(target, result, health.up, bool(changed),
                                 [names.to_text(n) for n in changed])
-        if changed and self.hooks.settings is not None:
-            self._tell_hooks(target, result, changed)
+        if changed:
+            self._pools_changed(target, result, changed)
         return pools.settling(target)
 
-    def _tell_hooks(self, target: Target, result: ProbeResult, changed: set) -> None:
-        """Events for a member's change of state, and for pools it empties or refills."""
+    def _pools_changed(self, target: Target, result: ProbeResult, changed: set) -> None:
+        """Hook events for a member's change of state and for pools it empties or refills;
+        the virtual routers told when every pool is down."""
         pools = self.pools
         up = pools.health[target].up
         for name in sorted(changed):
             pool = pools.pools[name]
-            for member in pool.members:
-                if member.target == target:
-                    self.hooks.emit("member_up" if up else "member_down",
-                                    pool=names.to_text(name), member=member.address,
-                                    check=str(target), reason=result.reason)
+            if self.hooks.settings is not None:
+                for member in pool.members:
+                    if member.target == target:
+                        self.hooks.emit("member_up" if up else "member_down",
+                                        pool=names.to_text(name), member=member.address,
+                                        check=str(target), reason=result.reason)
             healthy = sum(1 for m in pool.members if pools.is_up(m))
             was_down = self._pools_down.get(name, False)
             if (healthy == 0) != was_down:
@@ -181,6 +190,9 @@ class Server:
                 self.hooks.emit("pool_down" if healthy == 0 else "pool_up",
                                 pool=names.to_text(name), healthy=healthy,
                                 members=len(pool.members))
+        if self.vrrp is not None:
+            self.vrrp.set_pools_down(bool(pools.pools) and all(
+                self._pools_down.get(name, False) for name in pools.pools))
 
     async def start(self) -> None:
         """Open ICMP sockets (raising `IcmpUnavailable` with the fix when they cannot be),
@@ -197,7 +209,7 @@ class Server:
             raise
         for listener in self._listeners.values():
             listener.udp.start(loop)
-        self.scheduler.set_targets(self.pools.targets())
+        self.scheduler.set_targets(self._targets(self.pools))
         self._share_descriptors()
         self.scheduler.start(self.icmp)
         if self.config.reload_interval > 0:
@@ -205,6 +217,8 @@ class Server:
         self.supervisor.start(hooks.TASK, self.hooks.run)
         if self.config.user is not None:
             self._drop_privileges(self.config.user)
+        if self.config.vrrp is not None:
+            self._start_vrrp(self.config)
         heap.keep()
         summary.info("serving %d zones on %s", len(self.config.zones),
                  ", ".join(str(e) for e in self.bound))
@@ -219,8 +233,10 @@ class Server:
             ports.append(self.config.admin.listen.port)
         if any(0 < port < 1024 for port in ports):
             keep.add(privileges.CAP_NET_BIND_SERVICE)
-        if self.icmp.versions:
+        if self.icmp.versions or self.config.vrrp is not None:
             keep.add(privileges.CAP_NET_RAW)
+        if self.config.vrrp is not None:
+            keep.add(privileges.CAP_NET_ADMIN)
         state = self.drains.path.parent
         try:
             state.mkdir(parents=True, exist_ok=True)
@@ -232,6 +248,49 @@ class Server:
         if privileges.drop_to(user, keep):
             kept = ", ".join(sorted(privileges.NAMES[cap] for cap in keep))
             summary.info("running as %s, keeping %s", user, kept or "no capabilities")
+
+    def _targets(self, pools: PoolSet) -> set[Target]:
+        """What the health engine probes: pool members, and the services `vrrp` tracks."""
+        return pools.targets() | (self.vrrp.targets() if self.vrrp is not None else set())
+
+    def _start_vrrp(self, config: Config) -> None:
+        """Start holding (or waiting to hold) `config.vrrp`'s addresses. Raises `LinkError`
+        or ValueError (no listen address to self-check through)."""
+        assert config.vrrp is not None
+        loop = asyncio.get_running_loop()
+
+        def changed(family: int, state: State, reason: str) -> None:  # on the agent's thread
+            try:
+                loop.call_soon_threadsafe(self._vrrp_changed, family, state, reason)
+            except RuntimeError:
+                pass  # the loop has closed: shutting down
+
+        routers = VirtualRouters(config.vrrp, changed)
+        address = check_address(self.bound, config.vrrp)
+        routers.start(address, names.to_text(config.zones[0].origin))
+        self.vrrp = routers
+        self.scheduler.set_targets(self._targets(self.pools))
+
+    def _vrrp_changed(self, family: int, state: State, reason: str) -> None:
+        if state in (State.MASTER, State.BACKUP, State.FAULT):
+            self.hooks.emit(f"vrrp_{state.value}", family=f"IPv{family}", reason=reason)
+
+    async def _restart_vrrp(self, config: Config) -> None:
+        """A reload changed `vrrp`: the old routers hand over, the new ones start."""
+        await self._stop_vrrp()
+        self.scheduler.set_targets(self._targets(self.pools))
+        if config.vrrp is None:
+            return
+        try:
+            self._start_vrrp(config)
+        except (LinkError, ValueError) as exc:
+            log.error("vrrp: cannot start the new virtual routers: %s", exc)
+
+    async def _stop_vrrp(self) -> None:
+        """Hand the addresses over and stop the agent (off the loop: it joins threads)."""
+        routers, self.vrrp = self.vrrp, None
+        if routers is not None:
+            await asyncio.get_running_loop().run_in_executor(None, routers.stop)
 
     def _summary(self) -> str:
         return (f"serving {len(self.config.zones)} zones, {len(self.config.pools)} pools on "
@@ -253,19 +312,22 @@ class Server:
         if old is not None:
             await old.stop()
 
-    async def _bind(self, loop: asyncio.AbstractEventLoop, endpoint: Endpoint) -> _Listener:
-        family = socket.AF_INET6 if ":" in endpoint.host else socket.AF_INET
+    async def _bind(self, loop: asyncio.AbstractEventLoop, endpoint: Endpoint,
+                    config: Config | None = None) -> _Listener:
+        """Listeners on `endpoint`: a virtual address of `config.vrrp` is bound before this
+        host holds it (IP_FREEBIND)."""
+        vrrp = (config or self.config).vrrp
+        freebind = vrrp is not None and endpoint.host in {a.address for a in vrrp.addresses}
         for _ in range(_BIND_ATTEMPTS):
             try:
                 server = await loop.create_server(
-                    self.connections.protocol, endpoint.host, endpoint.port,
-                    family=family, reuse_address=True, backlog=128,
-                )
+                    self.connections.protocol, sock=_stream_socket(endpoint, freebind),
+                    backlog=128)
             except OSError as exc:
                 raise _bind_error(exc, "TCP", endpoint) from None
             port = server.sockets[0].getsockname()[1]
             try:
-                udp = UdpListener.bind(endpoint.host, port, self.handler.respond)
+                udp = UdpListener.bind(endpoint.host, port, self.handler.respond, freebind)
             except OSError as exc:
                 server.close()
                 if endpoint.port == 0:
@@ -321,7 +383,7 @@ class Server:
             self.icmp.ensure(_icmp_versions(pools))
             for endpoint in config.listen:
                 if endpoint not in self._listeners:
-                    added[endpoint] = await self._bind(loop, endpoint)
+                    added[endpoint] = await self._bind(loop, endpoint, config)
             if config.admin != self.config.admin:
                 if config.admin.listen is None and self._admin is not None:
                     await self._admin.stop()
@@ -345,6 +407,7 @@ class Server:
             return False
         # The swap: no await from here on, so no query sees half of it.
         retired = [zone.nodes for zone in self.config.zones]
+        old_vrrp = self.config.vrrp
         if config.state_dir != self.config.state_dir:
             self.drains = DrainStore.load(config.state_dir or default_state_dir())
         self._apply_drains(pools)
@@ -365,7 +428,7 @@ class Server:
             retired.tcp.close()
         self.connections.idle_timeout = config.tcp.idle_timeout
         self.connections.max_per_client = config.tcp.max_per_client
-        self.scheduler.set_targets(pools.targets())
+        self.scheduler.set_targets(self._targets(pools))
         self.history.keep_only(pools.targets())
         self.icmp.keep_only(_icmp_versions(pools))
         self._share_descriptors()
@@ -373,6 +436,8 @@ class Server:
             if handler.forwarder is not None:
                 handler.forwarder.adopt_health(old_forwarder)
             self._retire(old_forwarder)
+        if config.vrrp != old_vrrp:
+            await self._restart_vrrp(config)
         self.reloads.successes += 1
         self.reloads.last_error = None
         self.hooks.settings = config.notify
@@ -445,8 +510,10 @@ class Server:
                 await self.reload("files changed")
 
     async def stop(self) -> None:
-        """Stop at once: listeners, connections, probes, upstream queries, admin."""
+        """Stop at once: virtual addresses, listeners, connections, probes, upstream
+        queries, admin."""
         loop = asyncio.get_running_loop()
+        await self._stop_vrrp()
         self._reloads.cancel()
         self._worker.shutdown(wait=False, cancel_futures=True)
         await self.scheduler.stop()
@@ -509,6 +576,7 @@ class Server:
             _remove_signal_handlers(loop)
             summary.info("shutting down")
             self.systemd.stopping()
+            await self._stop_vrrp()  # the backup takes over while what is in flight finishes
             await self.drain()
             await self.stop()
 
@@ -528,6 +596,24 @@ def _bind_error(exc: OSError, transport: str, endpoint: Endpoint) -> OSError:
     elif exc.errno == errno.EADDRINUSE:
         reason += " (another server listens there: `ss -lnptu` names it)"
     return OSError(exc.errno, f"cannot bind {transport} {endpoint}: {reason}")
+
+
+def _stream_socket(endpoint: Endpoint, freebind: bool) -> socket.socket:
+    """A bound TCP socket for `endpoint` (as `create_server` would make it, plus
+    `freebind`)."""
+    family = socket.AF_INET6 if ":" in endpoint.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        if freebind:
+            sockopts.set_freebind(sock)
+        sock.bind((endpoint.host, endpoint.port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 def _remove_signal_handlers(loop: asyncio.AbstractEventLoop) -> None:

@@ -2,7 +2,9 @@
 
 Both only move bytes; what to answer is the `Responder`'s business. The UDP side reads the
 socket directly from the event loop's reader callback, draining a bounded batch per wake-up,
-which costs far less per datagram than a DatagramProtocol.
+which costs far less per datagram than a DatagramProtocol. A listener on a wildcard address
+replies from the address each query was sent to (`sockopts`): clients of a virtual address
+accept replies from it alone.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import asyncio
 import logging
 import socket
 from collections.abc import Callable
+
+from edgedns.server import sockopts
 
 log = logging.getLogger(__name__)
 
@@ -24,14 +28,22 @@ UDP_RECV = 4096
 UDP_SOCKET_BUFFER = 4 << 20
 
 
+WILDCARDS = ("0.0.0.0", "::")
+
+
 class UdpListener:
-    def __init__(self, sock: socket.socket, respond: Responder) -> None:
+    def __init__(self, sock: socket.socket, respond: Responder, wildcard: bool = False) -> None:
         self.sock = sock
         self.respond = respond
+        self.wildcard = wildcard
+        """Replies go out from each query's destination address."""
         self.dropped_replies = 0
 
     @classmethod
-    def bind(cls, host: str, port: int, respond: Responder) -> UdpListener:
+    def bind(cls, host: str, port: int, respond: Responder,
+             freebind: bool = False) -> UdpListener:
+        """A listener on `host`:`port`; `freebind` binds an address this host may not hold
+        yet (a virtual address)."""
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_DGRAM)
         try:
@@ -39,19 +51,24 @@ class UdpListener:
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             for opt in (socket.SO_RCVBUF, socket.SO_SNDBUF):
                 sock.setsockopt(socket.SOL_SOCKET, opt, UDP_SOCKET_BUFFER)
+            if freebind:
+                sockopts.set_freebind(sock)
+            if host in WILDCARDS:
+                sockopts.want_destination(sock)
             sock.bind((host, port))
             sock.setblocking(False)
         except OSError:
             sock.close()
             raise
-        return cls(sock, respond)
+        return cls(sock, respond, host in WILDCARDS)
 
     @property
     def port(self) -> int:
         return self.sock.getsockname()[1]
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
-        loop.add_reader(self.sock.fileno(), self._readable)
+        loop.add_reader(self.sock.fileno(),
+                        self._readable_wildcard if self.wildcard else self._readable)
 
     def pause(self, loop: asyncio.AbstractEventLoop) -> None:
         """Stop reading queries; replies still pending can still be sent."""
@@ -86,14 +103,40 @@ class UdpListener:
             elif reply is not None:
                 reply.add_done_callback(lambda done, addr=addr: self._send_later(done, addr))
 
-    def _send_later(self, done: asyncio.Future[bytes], addr) -> None:
+    def _readable_wildcard(self) -> None:
+        """`_readable`, replying from the address each query came to."""
+        receive = sockopts.recvfrom_with_destination
+        respond = self.respond
+        for _ in range(UDP_BATCH):
+            try:
+                data, addr, source = receive(self.sock, UDP_RECV)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                continue
+            try:
+                reply = respond(data, False, addr[0])
+            except Exception:
+                log.exception("query handling failed")
+                continue
+            if reply.__class__ is bytes:
+                try:
+                    sockopts.sendto_from(self.sock, reply, addr, source)
+                except OSError:
+                    self.dropped_replies += 1
+            elif reply is not None:
+                reply.add_done_callback(
+                    lambda done, addr=addr, source=source: self._send_later(done, addr, source))
+
+    def _send_later(self, done: asyncio.Future[bytes], addr,
+                    source: sockopts.Source | None = None) -> None:
         if done.cancelled() or self.sock.fileno() < 0:
             return
         if done.exception() is not None:
             log.error("forwarded query failed", exc_info=done.exception())
             return
         try:
-            self.sock.sendto(done.result(), addr)
+            sockopts.sendto_from(self.sock, done.result(), addr, source or [])
         except OSError:
             self.dropped_replies += 1
 

@@ -1,7 +1,8 @@
 """Dropping root once the sockets are bound (`user:`). Linux: setuid with the kernel told to
 keep the permitted capabilities across it, then only those still needed are kept
 (capset(2)): CAP_NET_BIND_SERVICE while a port below 1024 is served (a reload may bind
-another) and CAP_NET_RAW while ICMP checks run (a reload may open the other IP version).
+another), CAP_NET_RAW while ICMP checks or VRRP run (a reload may open the other IP
+version), and CAP_NET_ADMIN with VRRP (adding and removing the virtual addresses).
 The platform calls are in this module alone.
 """
 
@@ -12,8 +13,10 @@ import os
 import pwd
 
 CAP_NET_BIND_SERVICE = 10
+CAP_NET_ADMIN = 12
 CAP_NET_RAW = 13
-NAMES = {CAP_NET_BIND_SERVICE: "CAP_NET_BIND_SERVICE", CAP_NET_RAW: "CAP_NET_RAW"}
+NAMES = {CAP_NET_BIND_SERVICE: "CAP_NET_BIND_SERVICE", CAP_NET_ADMIN: "CAP_NET_ADMIN",
+         CAP_NET_RAW: "CAP_NET_RAW"}
 _PR_SET_KEEPCAPS = 8
 _CAPABILITY_VERSION_3 = 0x20080522
 
