@@ -34,6 +34,7 @@ RECEIVE_BATCH = 64
 """Adverts read per wake-up: a flood of forged ones cannot hold the thread."""
 STOP_WAIT = 2.0
 RESTART_AFTER = 1.0
+OPEN_WAIT = 10.0
 
 Changed = Callable[[int, State, str], None]
 """(IP version, new state, reason): called on the agent's thread."""
@@ -73,10 +74,21 @@ class VipAgent:
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
         self._thread = threading.Thread(target=self._run, name="edgedns-vrrp", daemon=True)
+        self._opened = threading.Event()
+        self._open_error: LinkError | None = None
 
     def start(self) -> None:
         """Open the link, remove addresses a crashed run left behind, start the routers.
-        Raises `LinkError`."""
+        Raises `LinkError`. (All netlink work happens on the agent's thread: pyroute2 runs
+        an event loop of its own in the thread that calls it.)"""
+        self._thread.start()
+        if not self._opened.wait(OPEN_WAIT):
+            raise LinkError(f"vrrp: opening {self.link.name} took over {OPEN_WAIT:.0f}s")
+        if self._open_error is not None:
+            self._thread.join()
+            raise self._open_error
+
+    def _open(self) -> None:
         link = self.link
         link.open()
         virtual = {a.address for a in self.settings.addresses}
@@ -96,7 +108,6 @@ class VipAgent:
                     log.warning("vrrp: removing %s from %s, left by an earlier run", address,
                                 link.name)
                     link.remove(address)
-        self._thread.start()
 
     def stop(self) -> None:
         """Hand over (a master sends priority 0 and removes its addresses) and end."""
@@ -132,6 +143,15 @@ class VipAgent:
     def _run(self) -> None:
         """Serve until stopped; after a failure (a bug), hand over, count it and start the
         routers again a second later, as the supervisor does for the loop's tasks."""
+        try:
+            self._open()
+        except Exception as exc:
+            self._open_error = exc if isinstance(exc, LinkError) else LinkError(
+                f"vrrp: cannot open {self.link.name}: {exc}")
+            self.link.close()
+            return
+        finally:
+            self._opened.set()
         selector = selectors.DefaultSelector()
         selector.register(self._wake_r, selectors.EVENT_READ, None)
         for family, sock in self.link.sockets.items():

@@ -99,6 +99,8 @@ class Router:
         self.degraded: str | None = None
         self.transitions = 0
         self._primary = ipaddress.ip_address(settings.primary)
+        self._left: str | None = None
+        """The master that said it is leaving (a priority-0 advert), until another speaks."""
 
     @property
     def priority(self) -> int:
@@ -131,8 +133,9 @@ class Router:
             self.deadline = now + self.settings.advert_interval
             return [Send(self.priority)]
         if self.state is State.BACKUP:
-            return self._become(State.MASTER, "no advert from a master for "
-                                f"{self.master_down_interval():.2f}s", now)
+            reason = (f"master {self._left} left (priority 0)" if self._left else
+                      f"no advert from a master for {self.master_down_interval():.2f}s")
+            return self._become(State.MASTER, reason, now)
         self.deadline = float("inf")
         return []
 
@@ -146,9 +149,10 @@ class Router:
             if advert.priority == 0:
                 self.deadline = now + self.skew()
                 self.master = None
+                self._left = source
                 return []
             if not self.settings.preempt or advert.priority >= self.priority:
-                self.master = source
+                self.master, self._left = source, None
                 self.master_interval = advert.interval
                 self.deadline = now + self.master_down_interval()
             return []
@@ -190,7 +194,7 @@ class Router:
     def _become(self, state: State, reason: str, now: float) -> list[Action]:
         out: list[Action] = []
         if state is State.MASTER:
-            self.master = self.settings.primary
+            self.master, self._left = self.settings.primary, None
             self.master_interval = self.settings.advert_interval
             self.deadline = now + self.settings.advert_interval
             out += [Send(self.priority), Take()]

@@ -1,0 +1,294 @@
+"""A LAN in network namespaces: a switch (a Linux bridge in a namespace of its own) and hosts
+that each plug one port, ``eth0``, into it. For VRRP: hosts elect a master and move a
+virtual address between them, and a client on the same LAN keeps asking it.
+
+    with LanLab(["a", "b", "client"]) as lab:
+        lab.address("a")                 # 198.19.0.11 (IPv6: lab.address6("a"))
+        proc = lab.popen("a", "edgedns", "serve", "-c", path)
+        lab.port_down("a")               # a's cable pulled: its link loses carrier
+        lab.port_up("a")
+        sock = lab.socket("client", socket.AF_INET, socket.SOCK_DGRAM)
+
+Every address lives inside the lab's own namespaces (198.19.0.0/24 and 2001:2::/64, from
+the benchmarking ranges), so nothing the root namespace holds can clash with it, and
+several labs can run at once. Names carry the pid and a random tag; `close` deletes every
+namespace (and with them every link) the lab made. Needs root and iproute2; only the
+standard library is used, so `bench/` can use it too.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+SUBNET = "198.19.0.0/24"
+SUBNET6 = "2001:2::/64"
+_CLONE_NEWNET = 0x40000000
+_TIMEOUT = 10.0
+T = TypeVar("T")
+
+
+def available() -> str | None:
+    """None when labs can be built here, else why not."""
+    if os.geteuid() != 0:
+        return "needs root to create network namespaces"
+    if shutil.which("ip") is None:
+        return "needs iproute2's `ip` command"
+    return None
+
+
+class LanLab:
+    def __init__(self, hosts: list[str]) -> None:
+        self.tag = secrets.token_hex(3)
+        self.prefix = f"edl-{os.getpid()}-{self.tag}"
+        self.switch = f"{self.prefix}-sw"
+        self.hosts = list(hosts)
+        self._namespaces: list[str] = []
+        self.processes: list[subprocess.Popen] = []
+
+    def __enter__(self) -> LanLab:
+        try:
+            self._build()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def netns(self, host: str) -> str:
+        return f"{self.prefix}-{host}"
+
+    def address(self, host: str) -> str:
+        return f"198.19.0.{11 + self.hosts.index(host)}"
+
+    def address6(self, host: str) -> str:
+        return f"2001:2::{11 + self.hosts.index(host):x}"
+
+    def port(self, host: str) -> str:
+        """The switch's port (veth end) that `host` is plugged into."""
+        return f"p{self.hosts.index(host)}"
+
+    def _build(self) -> None:
+        for netns in [self.switch] + [self.netns(h) for h in self.hosts]:
+            _ip("netns", "add", netns)
+            self._namespaces.append(netns)
+            self.exec_ns(netns, "sysctl", "-qw", "net.ipv6.conf.all.accept_dad=0",
+                         "net.ipv6.conf.default.accept_dad=0")
+            _ip("-n", netns, "link", "set", "lo", "up")
+        _ip("-n", self.switch, "link", "add", "br0", "type", "bridge", "mcast_snooping", "0")
+        _ip("-n", self.switch, "link", "set", "br0", "up")
+        for host in self.hosts:
+            netns, port = self.netns(host), self.port(host)
+            _ip("-n", self.switch, "link", "add", port, "type", "veth", "peer", "name", "eth0",
+                "netns", netns)
+            _ip("-n", self.switch, "link", "set", port, "master", "br0", "up")
+            _ip("-n", netns, "addr", "add", f"{self.address(host)}/24", "dev", "eth0")
+            _ip("-n", netns, "addr", "add", f"{self.address6(host)}/64", "dev", "eth0",
+                "nodad")
+            _ip("-n", netns, "link", "set", "eth0", "up")
+
+    def close(self) -> None:
+        for proc in self.processes:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=_TIMEOUT)
+        for netns in reversed(self._namespaces):
+            _ip("netns", "del", netns, check=False)
+        self._namespaces.clear()
+
+    def exec_ns(self, netns: str, *cmd: str, check: bool = True
+                ) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(["ip", "netns", "exec", netns, *cmd], capture_output=True,
+                              text=True, timeout=_TIMEOUT)
+        if check and done.returncode != 0:
+            raise RuntimeError(f"{' '.join(cmd)} in {netns}: "
+                               f"{done.stderr.strip() or done.returncode}")
+        return done
+
+    def exec(self, host: str, *cmd: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """Run `cmd` in `host`'s namespace and wait for it."""
+        return self.exec_ns(self.netns(host), *cmd, check=check)
+
+    def popen(self, host: str, *cmd: str, **kwargs: Any) -> subprocess.Popen:
+        """Start `cmd` in `host`'s namespace; killed by `close` if still running."""
+        proc = subprocess.Popen(["ip", "netns", "exec", self.netns(host), *cmd], **kwargs)
+        self.processes.append(proc)
+        return proc
+
+    def port_down(self, host: str) -> None:
+        """Pull `host`'s cable: its switch port goes down, so its eth0 loses carrier."""
+        _ip("-n", self.switch, "link", "set", self.port(host), "down")
+
+    def port_up(self, host: str) -> None:
+        _ip("-n", self.switch, "link", "set", self.port(host), "up")
+
+    def holds(self, host: str, address: str) -> bool:
+        """Whether `address` is configured on `host`'s eth0."""
+        out = self.exec(host, "ip", "-o", "addr", "show", "dev", "eth0").stdout
+        return any(f" {address}/" in line for line in out.splitlines())
+
+    def socket(self, host: str, family: int, kind: int) -> socket.socket:
+        """A socket opened inside `host`'s namespace (it stays there wherever it is used)."""
+        return in_netns(self.netns(host), lambda: socket.socket(family, kind))
+
+    def drop_dns(self, host: str, port: int) -> None:
+        """`host` silently drops every DNS query to `port` (UDP and TCP, loopback too): its
+        DNS server stops answering while its process lives."""
+        self.exec(host, "nft", "add", "table", "inet", "edl_dns")
+        self.exec(host, "nft", "add", "chain", "inet", "edl_dns", "input",
+                  "{ type filter hook input priority 0; }")
+        for proto in ("udp", "tcp"):
+            self.exec(host, "nft", "add", "rule", "inet", "edl_dns", "input", proto, "dport",
+                      str(port), "drop")
+
+    def undrop_dns(self, host: str) -> None:
+        self.exec(host, "nft", "delete", "table", "inet", "edl_dns")
+
+
+def in_netns(netns: str, fn: Callable[[], T]) -> T:
+    """`fn()` run on a short-lived thread that has joined `netns` (setns affects only the
+    calling thread); what it opens stays in that namespace."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    result: list[Any] = []
+
+    def worker() -> None:
+        try:
+            fd = os.open(f"/run/netns/{netns}", os.O_RDONLY)
+            try:
+                if libc.setns(fd, _CLONE_NEWNET) != 0:
+                    err = ctypes.get_errno()
+                    raise OSError(err, f"setns {netns}: {os.strerror(err)}")
+            finally:
+                os.close(fd)
+            result.append(fn())
+        except BaseException as exc:
+            result.append(exc)
+
+    thread = threading.Thread(target=worker, name=f"setns-{netns}")
+    thread.start()
+    thread.join()
+    if isinstance(result[0], BaseException):
+        raise result[0]
+    return result[0]
+
+
+def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(["ip", *args], capture_output=True, text=True, timeout=_TIMEOUT)
+    if check and done.returncode != 0:
+        raise RuntimeError(f"ip {' '.join(args)}: {done.stderr.strip() or done.returncode}")
+    return done
+
+
+class Asker:
+    """A LAN client that asks `name` TXT of `server` every `every` seconds, as a stub resolver
+    would: its socket is connected, so only replies from the address it asked count. Each
+    host's zone says who it is in that TXT record, so `answered_by` tells who answered.
+
+    Runs two threads (send, receive) until `stop`; bounded by `limit` queries."""
+
+    def __init__(self, sock: socket.socket, server: tuple[str, int], name: str,
+                 every: float = 0.02, limit: int = 60000) -> None:
+        self.sock = sock
+        self.server = server
+        self.every = every
+        self.limit = min(limit, 65536)
+        self.question = b"".join(bytes([len(p)]) + p.encode() for p in name.split(".")) + \
+            b"\0" + b"\x00\x10\x00\x01"
+        self.sent: list[float] = []
+        self.answers: dict[int, tuple[float, str]] = {}
+        self._stop = threading.Event()
+        self._closing = False
+        self._threads = [threading.Thread(target=self._send, daemon=True),
+                         threading.Thread(target=self._receive, daemon=True)]
+
+    def start(self) -> Asker:
+        self.sock.connect(self.server)
+        self.sock.settimeout(0.2)
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def stop(self, linger: float = 0.3) -> None:
+        """Stop asking; replies still arriving within `linger` seconds count."""
+        self._stop.set()
+        self._threads[0].join()
+        threading.Event().wait(linger)
+        self._closing = True
+        self._threads[1].join()
+        self.sock.close()
+
+    def _send(self) -> None:
+        clock = time.monotonic
+        start = clock()
+        for index in range(self.limit):
+            due = start + index * self.every
+            if self._stop.wait(max(due - clock(), 0)):
+                return
+            self.sent.append(clock())
+            try:
+                self.sock.send(index.to_bytes(2, "big") + b"\0\0\0\x01\0\0\0\0\0\0"
+                               + self.question)
+            except OSError:
+                pass  # no route while the address moves: counts as unanswered
+
+    def _receive(self) -> None:
+        while not self._closing:
+            try:
+                reply = self.sock.recv(4096)
+            except TimeoutError:
+                continue
+            except OSError:
+                continue  # ICMP port unreachable from a host that lost the address
+            if len(reply) < 12:
+                continue
+            index = int.from_bytes(reply[:2], "big")
+            self.answers.setdefault(index, (time.monotonic(), _first_txt(reply)))
+
+    def outages(self, since: float = 0.0) -> list[float]:
+        """Seconds from each first unanswered query (sent after `since`) to the next
+        answered one; a run still unanswered at the end counts to the last query sent."""
+        out, first_lost = [], None
+        for index, sent in enumerate(self.sent):
+            if sent < since:
+                continue
+            if index in self.answers:
+                if first_lost is not None:
+                    out.append(sent - first_lost)
+                    first_lost = None
+            elif first_lost is None:
+                first_lost = sent
+        if first_lost is not None:
+            out.append(self.sent[-1] - first_lost + self.every)
+        return out
+
+    def answered_by(self, since: float = 0.0, until: float = float("inf")) -> dict[str, int]:
+        """How many queries sent in [since, until) each host answered."""
+        counts: dict[str, int] = {}
+        for index, sent in enumerate(self.sent):
+            if since <= sent < until and index in self.answers:
+                who = self.answers[index][1]
+                counts[who] = counts.get(who, 0) + 1
+        return counts
+
+
+def _first_txt(reply: bytes) -> str:
+    """The first TXT string of the answer section ("" when there is none)."""
+    if int.from_bytes(reply[6:8], "big") == 0:
+        return ""
+    pos = 12
+    while reply[pos]:  # the question's name, written by us uncompressed
+        pos += reply[pos] + 1
+    pos += 5
+    pos += 2 if reply[pos] & 0xC0 == 0xC0 else len(reply)  # the answer's owner: a pointer
+    rdata = pos + 10
+    return reply[rdata + 1:rdata + 1 + reply[rdata]].decode(errors="replace")
