@@ -22,6 +22,7 @@ from prometheus_client.core import (
 )
 
 from edgedns.dns import names
+from edgedns.vip.router import State
 
 if TYPE_CHECKING:
     from edgedns.server.lifecycle import Server
@@ -114,6 +115,7 @@ class ServerCollector:
 
         yield from self._pools()
         yield from self._forwarding()
+        yield from self._vrrp()
 
         reloads = CounterMetricFamily("edgedns_reloads", "Config reloads tried",
                                       labels=("result",))
@@ -183,6 +185,45 @@ class ServerCollector:
         yield _one(GaugeMetricFamily, "edgedns_probe_lateness_max_seconds",
                    "Largest delay between a probe's due time and its start",
                    scheduler.max_lateness)
+
+    def _vrrp(self) -> Iterator[Metric]:
+        vrrp = self.server.vrrp
+        if vrrp is None:
+            return
+        state = GaugeMetricFamily("edgedns_vrrp_state",
+                                  "1 for the state each virtual router is in",
+                                  labels=("family", "vrid", "state"))
+        priority = GaugeMetricFamily("edgedns_vrrp_priority", "Priority advertised now",
+                                     labels=("family", "vrid"))
+        transitions = CounterMetricFamily("edgedns_vrrp_transitions",
+                                          "State changes of each virtual router",
+                                          labels=("family", "vrid"))
+        for family, router in sorted(vrrp.agent.routers.items()):
+            labels = (f"IPv{family}", str(router.settings.vrid))
+            for each in State:
+                state.add_metric((*labels, each.value), float(router.state is each))
+            priority.add_metric(labels, router.priority)
+            transitions.add_metric(labels, router.transitions)
+        yield state
+        yield priority
+        yield transitions
+        counters = vrrp.agent.counters
+        adverts = CounterMetricFamily("edgedns_vrrp_adverts", "VRRP adverts",
+                                      labels=("direction",))
+        for direction, value in (("sent", counters.sent), ("received", counters.received),
+                                 ("dropped", counters.dropped)):
+            adverts.add_metric((direction,), value)
+        yield adverts
+        yield _one(CounterMetricFamily, "edgedns_vrrp_announcements",
+                   "Gratuitous ARPs and unsolicited neighbour advertisements sent",
+                   counters.announcements)
+        yield _one(CounterMetricFamily, "edgedns_vrrp_address_errors",
+                   "Virtual addresses that could not be added or removed",
+                   counters.address_errors)
+        check = vrrp.self_check
+        yield _one(GaugeMetricFamily, "edgedns_vrrp_dns_self_check_up",
+                   "1 while this node's own DNS listener answers its self-check",
+                   float(check is not None and check.down is None))
 
     def _forwarding(self) -> Iterator[Metric]:
         forwarder = self.server.handler.forwarder

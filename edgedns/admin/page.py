@@ -35,6 +35,7 @@ td,th{text-align:left;padding:.25em .5em;border-top:1px solid #e3e5ea;white-spac
 <button>Show status</button></form></section>
 <div id="alerts"></div>
 <div id="pools"></div>
+<section id="vrrp-box" hidden><h2>Virtual addresses</h2><table id="vrrp"></table></section>
 <section id="upstreams-box" hidden><h2>Upstreams</h2><table id="upstreams"></table></section>
 <section><h2>Health changes</h2><table id="changes"></table></section>
 <section><h2>Queries answered</h2><table id="queries"></table></section>
@@ -109,6 +110,17 @@ function draw(s) {
     }
     box.append(t);
     pools.append(box);
+  }
+  const vr = document.getElementById("vrrp");
+  vr.replaceChildren();
+  document.getElementById("vrrp-box").hidden = !s.vrrp;
+  if (s.vrrp) {
+    row(vr, ["addresses", "state", "priority", "master", "since", "why"], true);
+    for (const r of s.vrrp.routers)
+      row(vr, [r.addresses.join(", "), el("span", r.state.toUpperCase(),
+               r.state === "master" ? "up" : r.state === "fault" ? "down" : ""),
+               String(r.priority), r.master === r.self ? "this node" : (r.master ?? "-"),
+               r.since ?? "", r.reason]);
   }
   const ups = document.getElementById("upstreams");
   ups.replaceChildren();

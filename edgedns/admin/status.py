@@ -83,6 +83,11 @@ def snapshot(server: Server) -> dict[str, Any]:
         "zones": zones,
         "pools": pool_list,
     }
+    if server.vrrp is not None:
+        vrrp = server.vrrp.status()
+        for router in vrrp["routers"]:
+            router["since"] = _iso(router["since"])
+        out["vrrp"] = vrrp
     forwarder = server.handler.forwarder
     if forwarder is not None:
         out["upstreams"] = [
@@ -164,6 +169,14 @@ def table(snap: dict[str, Any]) -> str:
             drained = "  DRAINED" if m.get("drained") else ""
             lines.append(f"  {m['address']:<{width}}  {state:<4}  {rtt:>8}  since {since}  "
                          f"{m['check']}: {reason}{drained}")
+    vrrp = snap.get("vrrp")
+    for router in vrrp["routers"] if vrrp else []:
+        lines.append("")
+        master = "this node" if router["master"] == router["self"] else router["master"] or "-"
+        lines.append(f"vrrp {router['family']} vrid {router['vrid']} on {vrrp['interface']}  "
+                     f"{router['state'].upper()}  priority {router['priority']}  master "
+                     f"{master}  since {router['since'] or '-'}  ({router['reason']})  "
+                     f"{', '.join(router['addresses'])}")
     for up in snap.get("upstreams", []):
         if not lines[-1].startswith("upstream"):
             lines.append("")
