@@ -33,7 +33,8 @@ class VipSection(PoolsSection):
         vrid = self.whole(raw["virtual_router_id"], f"{path}.virtual_router_id", 1, 255)
         priority = self.whole(raw.get("priority", base.priority), f"{path}.priority", 1, 254)
         version = self.whole(raw.get("version", base.version), f"{path}.version", 2, 3)
-        interval = self.convert(raw.get("advert_interval", base.advert_interval),
+        interval = self.convert(raw.get("advert_interval",
+                                        base.advert_interval if version == 3 else 1),
                                 f"{path}.advert_interval", parse_duration)
         if version == 3 and not 0.01 <= interval <= 40.95:
             raise self.error(f"{path}.advert_interval", "must be from 10ms to 40.95s (VRRPv3 "

@@ -173,8 +173,8 @@ class Router:
     def set_fault(self, reason: str | None, now: float) -> list[Action]:
         """`reason` why this node must not hold the addresses, or None when it may again."""
         was, self.fault = self.fault, reason
-        if self.state is State.STOPPED or (was is None) == (reason is None):
-            return []
+        if self.state in (State.STOPPED, State.INIT) or (was is None) == (reason is None):
+            return []  # (before `start`, which looks at `fault`)
         if reason is not None:
             out: list[Action] = [Send(0), Release()] if self.state is State.MASTER else []
             return out + self._become(State.FAULT, reason, now)
