@@ -1,0 +1,317 @@
+"""Virtual addresses on a real LAN: two edgedns hosts and a client on a bridge in network
+namespaces (`tests.lanlab`), the client asking the virtual address every 20 ms as a stub
+resolver would. Each test takes a real failure (SIGKILL, SIGTERM, a listener that stops
+answering, a pulled cable) and checks who holds the address and who answers afterwards.
+The outage figures live in ``bench/vrrp.py``; here only where the address ends up.
+
+Needs root (namespaces, raw sockets, netlink); keepalived's tests need keepalived.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from edgedns.vip import packet
+from tests import lanlab
+from tests.lanlab import Asker, LanLab
+from tests.support import wait_until
+
+pytestmark = pytest.mark.skipif(lanlab.available() is not None,
+                                reason=lanlab.available() or "")
+
+VIP = "198.19.0.100"
+VIP6 = "2001:2::100"
+PORT = 5300
+
+
+class Node:
+    """One edgedns host of the lab."""
+
+    def __init__(self, lab: LanLab, name: str, work: Path, vrrp: str | None) -> None:
+        self.lab, self.name = lab, name
+        self.config = work / f"{name}.yaml"
+        self.log = work / f"{name}.log"
+        text = f"""\
+            listen: ["0.0.0.0:{PORT}", "[::]:{PORT}"]
+            admin: 127.0.0.1:9153
+            reload_interval: 0
+            state_dir: {work / name}
+            zones:
+              site.lan:
+                records:
+                  who: {{TXT: "{name}"}}
+            """
+        self.config.write_text(textwrap.dedent(text) + (vrrp or ""))
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> Node:
+        before = self.log.read_text().count("serving") if self.log.exists() else 0
+        self.proc = self.lab.popen(self.name, sys.executable, "-m", "edgedns", "serve", "-c",
+                                   str(self.config), stdout=self.log.open("a"),
+                                   stderr=subprocess.STDOUT)
+        wait_until(lambda: self.log.read_text().count("serving") > before, within=10)
+        return self
+
+    def signal(self, sig: int) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+        if sig in (signal.SIGKILL, signal.SIGTERM):
+            self.proc.wait(timeout=10)
+
+    def status(self) -> dict:
+        sock = self.lab.socket(self.name, socket.AF_INET, socket.SOCK_STREAM)
+        with sock:
+            sock.settimeout(5)
+            sock.connect(("127.0.0.1", 9153))
+            sock.sendall(b"GET /status HTTP/1.0\r\n\r\n")
+            data = b""
+            while chunk := sock.recv(65536):
+                data += chunk
+        return json.loads(data.split(b"\r\n\r\n", 1)[1])
+
+    def state(self) -> str:
+        return self.status()["vrrp"]["routers"][0]["state"]
+
+
+def vrrp(priority: int, addresses: str = f"[{VIP}]", extra: str = "") -> str:
+    return textwrap.dedent(f"""\
+        vrrp:
+          interface: eth0
+          virtual_router_id: 51
+          priority: {priority}
+          addresses: {addresses}
+        """) + textwrap.indent(textwrap.dedent(extra), "  ")
+
+
+@pytest.fixture
+def lan(tmp_path: Path) -> Iterator[LanLab]:
+    with LanLab(["a", "b", "client"]) as lab:
+        yield lab
+
+
+def asker(lan: LanLab, address: str = VIP) -> Asker:
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    return Asker(lan.socket("client", family, socket.SOCK_DGRAM), (address, PORT),
+                 "who.site.lan").start()
+
+
+def pair(lan: LanLab, work: Path, extra: str = "", addresses: str = f"[{VIP}]"
+         ) -> tuple[Node, Node]:
+    """a (priority 200) started first, so it is master; then b (100) as backup."""
+    a = Node(lan, "a", work, vrrp(200, addresses, extra)).start()
+    wait_until(lambda: a.state() == "master", within=5)
+    b = Node(lan, "b", work, vrrp(100, addresses, extra)).start()
+    wait_until(lambda: b.state() == "backup", within=5)
+    return a, b
+
+
+def answered_by(client: Asker, since: float) -> set[str]:
+    return set(client.answered_by(since=since))
+
+
+def test_killed_master_is_replaced_and_stays_replaced_when_it_returns(
+        lan: LanLab, tmp_path: Path) -> None:
+    a, b = pair(lan, tmp_path)
+    client = asker(lan)
+    try:
+        wait_until(lambda: client.answered_by() == {"a": len(client.answers)}
+                   and len(client.answers) > 5)
+        a.signal(signal.SIGKILL)
+        wait_until(lambda: b.state() == "master", within=3)
+        killed = time.monotonic()
+        wait_until(lambda: answered_by(client, killed + 0.2) == {"b"}, within=3)
+        assert lan.holds("b", VIP)
+        assert lan.holds("a", VIP)  # what a crash leaves behind ...
+        a.start()
+        wait_until(lambda: a.state() == "backup", within=5)
+        assert not lan.holds("a", VIP)  # ... is removed when edgedns starts again
+        assert "left by an earlier run" in a.log.read_text()
+        returned = time.monotonic()
+        time.sleep(1.0)
+        assert b.state() == "master"  # preempt is off: the address stays where it is
+        assert answered_by(client, returned) == {"b"}
+        assert client.outages(since=returned) == []
+    finally:
+        client.stop()
+
+
+def test_graceful_stop_hands_over_with_priority_zero(lan: LanLab, tmp_path: Path) -> None:
+    a, b = pair(lan, tmp_path)
+    a.signal(signal.SIGTERM)
+    wait_until(lambda: b.state() == "master", within=3)
+    assert b.status()["vrrp"]["routers"][0]["reason"] == f"master {lan.address('a')} left " \
+        "(priority 0)"
+    assert not lan.holds("a", VIP)
+    assert "vrrp_master" not in a.log.read_text()  # no hooks configured: nothing else said
+
+
+def test_master_whose_dns_stops_answering_gives_the_address_up(lan: LanLab,
+                                                               tmp_path: Path) -> None:
+    a, b = pair(lan, tmp_path)
+    client = asker(lan)
+    try:
+        lan.drop_dns("a", PORT)  # the process lives, its listener answers nobody
+        wait_until(lambda: b.state() == "master", within=3)
+        router = a.status()["vrrp"]["routers"][0]
+        assert router["state"] == "fault"
+        assert router["reason"] == f"DNS self-check: no reply from 127.0.0.1:{PORT}"
+        assert not lan.holds("a", VIP)
+        moved = time.monotonic()
+        wait_until(lambda: answered_by(client, moved) == {"b"}, within=3)
+        lan.undrop_dns("a")
+        wait_until(lambda: a.state() == "backup", within=3)
+        time.sleep(0.5)
+        assert b.state() == "master"
+    finally:
+        client.stop()
+
+
+def test_healed_split_leaves_exactly_one_master(lan: LanLab, tmp_path: Path) -> None:
+    a, b = pair(lan, tmp_path)
+    lan.port_down("a")  # a hears nothing and stays master; b takes over
+    wait_until(lambda: b.state() == "master", within=3)
+    assert a.state() == "master"
+    client = asker(lan)
+    try:
+        lan.port_up("a")
+        healed = time.monotonic()
+        wait_until(lambda: b.state() == "backup", within=3)  # a has the higher priority
+        time.sleep(0.5)
+        assert (a.state(), lan.holds("a", VIP), lan.holds("b", VIP)) == ("master", True, False)
+        wait_until(lambda: answered_by(client, healed + 0.5) == {"a"}, within=3)
+    finally:
+        client.stop()
+
+
+def test_ipv6_virtual_address_moves_with_unsolicited_neighbour_advertisements(
+        lan: LanLab, tmp_path: Path) -> None:
+    a, b = pair(lan, tmp_path, addresses=f"[{VIP}, '{VIP6}/64']")
+    assert [r["family"] for r in a.status()["vrrp"]["routers"]] == ["IPv4", "IPv6"]
+    client = asker(lan, VIP6)
+    try:
+        wait_until(lambda: len(client.answers) > 5 and client.answered_by() == {
+            "a": len(client.answers)})
+        a.signal(signal.SIGKILL)
+        killed = time.monotonic()
+        wait_until(lambda: answered_by(client, killed + 0.3) == {"b"}, within=3)
+        assert lan.holds("b", VIP6) and lan.holds("b", VIP)
+    finally:
+        client.stop()
+
+
+def test_adverts_from_outside_the_unicast_peers_are_ignored(lan: LanLab,
+                                                            tmp_path: Path) -> None:
+    peers = f"unicast_peers: [{lan.address('a')}, {lan.address('b')}]\n"
+    a, b = pair(lan, tmp_path, extra=peers)
+    # The client forges a priority-254 advert from its own address, TTL 255 as required.
+    forged = packet.encode(packet.Advert(3, 51, 254, 0.1, (VIP,)), lan.address("client"),
+                           lan.address("a"))
+    sock = lanlab.in_netns(lan.netns("client"), lambda: socket.socket(
+        socket.AF_INET, socket.SOCK_RAW, packet.PROTOCOL))
+    with sock:
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, 255)
+        for _ in range(20):
+            sock.sendto(forged, (lan.address("a"), 0))
+            time.sleep(0.02)
+    time.sleep(1.1)  # /status is rebuilt at most once a second
+    status = a.status()["vrrp"]
+    assert status["routers"][0]["state"] == "master"
+    assert status["counters"]["adverts_dropped"] >= 20
+    assert b.state() == "backup"
+
+
+KEEPALIVED = """\
+global_defs {{
+  router_id {name}
+}}
+vrrp_instance VI_1 {{
+  state BACKUP
+  interface eth0
+  virtual_router_id 51
+  priority {priority}
+  advert_int {interval}
+  nopreempt
+{auth}
+  virtual_ipaddress {{
+    {vip}/32
+  }}
+}}
+"""
+
+
+def keepalived(lan: LanLab, host: str, work: Path, priority: int, version: int = 3,
+               auth: str = "") -> subprocess.Popen:
+    conf = work / f"keepalived-{host}.conf"
+    interval = "0.1" if version == 3 else "1"
+    text = KEEPALIVED.format(name=host, priority=priority, interval=interval, vip=VIP,
+                             auth=auth)
+    conf.write_text(text.replace("  nopreempt", f"  version {version}\n  nopreempt"))
+    return lan.popen(host, "keepalived", "-n", "-l", "-D", "-P", "-f", str(conf),
+                     "-p", str(work / f"k-{host}.pid"), "-r", str(work / f"kv-{host}.pid"),
+                     stdout=(work / f"keepalived-{host}.log").open("w"),
+                     stderr=subprocess.STDOUT)
+
+
+needs_keepalived = pytest.mark.skipif(shutil.which("keepalived") is None,
+                                      reason="needs keepalived (apt-get install keepalived)")
+
+
+@needs_keepalived
+def test_keepalived_peer_takes_over_from_edgedns_and_hands_back(lan: LanLab,
+                                                                tmp_path: Path) -> None:
+    a = Node(lan, "a", tmp_path, vrrp(200)).start()
+    wait_until(lambda: a.state() == "master", within=5)
+    Node(lan, "b", tmp_path, None).start()  # b answers DNS; keepalived moves its address
+    peer = keepalived(lan, "b", tmp_path, 100)
+    client = asker(lan)
+    try:
+        time.sleep(1.0)  # keepalived hears a's adverts, checks them and stays backup
+        assert not lan.holds("b", VIP)
+        a.signal(signal.SIGKILL)
+        killed = time.monotonic()
+        wait_until(lambda: lan.holds("b", VIP), within=3)
+        wait_until(lambda: answered_by(client, killed + 0.3) == {"b"}, within=3)
+        a.start()
+        wait_until(lambda: a.state() == "backup", within=5)  # keepalived's adverts accepted
+        assert a.status()["vrrp"]["routers"][0]["master"] == lan.address("b")
+        peer.terminate()  # keepalived sends priority 0 as it stops
+        peer.wait(timeout=10)
+        wait_until(lambda: a.state() == "master", within=3)
+        assert "left (priority 0)" in a.status()["vrrp"]["routers"][0]["reason"]
+    finally:
+        client.stop()
+
+
+@needs_keepalived
+def test_vrrpv2_with_a_password_interoperates_with_keepalived(lan: LanLab,
+                                                             tmp_path: Path) -> None:
+    a = Node(lan, "a", tmp_path, vrrp(200, extra="version: 2\nauth_pass: s3cret\n")).start()
+    wait_until(lambda: a.state() == "master", within=6)
+    auth = "  authentication {\n    auth_type PASS\n    auth_pass s3cret\n  }"
+    peer = keepalived(lan, "b", tmp_path, 100, version=2, auth=auth)
+    time.sleep(4.0)  # longer than keepalived's master-down interval at 1 s adverts
+    assert not lan.holds("b", VIP)
+    assert "Entering MASTER" not in (tmp_path / "keepalived-b.log").read_text()
+    a.signal(signal.SIGKILL)
+    wait_until(lambda: lan.holds("b", VIP), within=6)
+    a.start()
+    wait_until(lambda: a.status()["vrrp"]["routers"][0]["master"] == lan.address("b"),
+               within=5)
+    time.sleep(3.5)
+    status = a.status()["vrrp"]
+    assert status["routers"][0]["state"] == "backup"  # keepalived's adverts, password checked
+    assert status["counters"]["adverts_received"] >= 3
+    assert status["counters"]["adverts_dropped"] == 0
+    peer.terminate()
+    peer.wait(timeout=10)
