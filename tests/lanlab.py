@@ -19,14 +19,19 @@ standard library is used, so `bench/` can use it too.
 from __future__ import annotations
 
 import ctypes
+import json
 import os
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
+import sys
+import textwrap
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 SUBNET = "198.19.0.0/24"
@@ -292,3 +297,121 @@ def _first_txt(reply: bytes) -> str:
     pos += 2 if reply[pos] & 0xC0 == 0xC0 else len(reply)  # the answer's owner: a pointer
     rdata = pos + 10
     return reply[rdata + 1:rdata + 1 + reply[rdata]].decode(errors="replace")
+
+
+DNS_PORT = 5300
+VIP = "198.19.0.100"
+VIP6 = "2001:2::100"
+
+
+def wait_for(condition: Callable[[], bool], within: float, what: str) -> None:
+    """Poll `condition` every 20 ms; raise TimeoutError naming `what` after `within` s."""
+    deadline = time.monotonic() + within
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"not within {within}s: {what}")
+        time.sleep(0.02)
+
+
+def vrrp_yaml(priority: int, addresses: str = f"[{VIP}]", extra: str = "") -> str:
+    """A `vrrp` section on eth0, virtual router 51, every other key at its default."""
+    return textwrap.dedent(f"""\
+        vrrp:
+          interface: eth0
+          virtual_router_id: 51
+          priority: {priority}
+          addresses: {addresses}
+        """) + textwrap.indent(textwrap.dedent(extra), "  ")
+
+
+class EdgednsHost:
+    """``edgedns serve`` on one host of the lab: DNS on every address, port `DNS_PORT`,
+    zone site.lan whose ``who`` TXT names the host (see `Asker`), admin on its loopback."""
+
+    def __init__(self, lab: LanLab, name: str, work: Path, vrrp: str | None,
+                 python: str = sys.executable) -> None:
+        self.lab, self.name, self.python = lab, name, python
+        self.config = work / f"{name}.yaml"
+        self.log = work / f"{name}.log"
+        text = f"""\
+            listen: ["0.0.0.0:{DNS_PORT}", "[::]:{DNS_PORT}"]
+            admin: 127.0.0.1:9153
+            reload_interval: 0
+            state_dir: {work / name}
+            zones:
+              site.lan:
+                records:
+                  who: {{TXT: "{name}"}}
+            """
+        self.config.write_text(textwrap.dedent(text) + (vrrp or ""))
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> EdgednsHost:
+        before = self.log.read_text().count("serving") if self.log.exists() else 0
+        self.proc = self.lab.popen(self.name, self.python, "-m", "edgedns", "serve", "-c",
+                                   str(self.config), stdout=self.log.open("a"),
+                                   stderr=subprocess.STDOUT)
+        wait_for(lambda: self.log.read_text().count("serving") > before, 10,
+                 f"edgedns serving on {self.name} (see {self.log})")
+        return self
+
+    def signal(self, sig: int) -> None:
+        """Send `sig`; for SIGKILL and SIGTERM, wait until the process has gone."""
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+        if sig in (signal.SIGKILL, signal.SIGTERM):
+            self.proc.wait(timeout=10)
+
+    def status(self) -> dict:
+        """/status from the host's admin endpoint (rebuilt at most once a second)."""
+        sock = self.lab.socket(self.name, socket.AF_INET, socket.SOCK_STREAM)
+        with sock:
+            sock.settimeout(5)
+            sock.connect(("127.0.0.1", 9153))
+            sock.sendall(b"GET /status HTTP/1.0\r\n\r\n")
+            data = b""
+            while chunk := sock.recv(65536):
+                data += chunk
+        return json.loads(data.split(b"\r\n\r\n", 1)[1])
+
+    def router(self) -> dict:
+        return self.status()["vrrp"]["routers"][0]
+
+    def state(self) -> str:
+        return self.router()["state"]
+
+
+KEEPALIVED = """\
+global_defs {{
+  router_id {name}
+}}
+vrrp_instance VI_1 {{
+  state BACKUP
+  interface eth0
+  virtual_router_id 51
+  priority {priority}
+  advert_int {interval}
+  version {version}
+  nopreempt
+{auth}
+  virtual_ipaddress {{
+    {vip}/32
+  }}
+}}
+"""
+
+
+def start_keepalived(lab: LanLab, host: str, work: Path, priority: int, version: int = 3,
+                     auth_pass: str | None = None) -> subprocess.Popen:
+    """keepalived's VRRP process on `host` for the same virtual router as `vrrp_yaml`,
+    logging to ``keepalived-HOST.log`` in `work`."""
+    conf = work / f"keepalived-{host}.conf"
+    auth = (f"  authentication {{\n    auth_type PASS\n    auth_pass {auth_pass}\n  }}"
+            if auth_pass else "")
+    conf.write_text(KEEPALIVED.format(name=host, priority=priority, version=version,
+                                      interval="0.1" if version == 3 else "1", auth=auth,
+                                      vip=VIP))
+    return lab.popen(host, "keepalived", "-n", "-l", "-D", "-P", "-f", str(conf),
+                     "-p", str(work / f"k-{host}.pid"), "-r", str(work / f"kv-{host}.pid"),
+                     stdout=(work / f"keepalived-{host}.log").open("w"),
+                     stderr=subprocess.STDOUT)

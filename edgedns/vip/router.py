@@ -12,9 +12,11 @@ Beyond the RFC's Initialize, Backup and Master:
   (unless `preempt`), so without this a sick master would keep the address; and a degraded
   node still takes over when nobody else does, so when every node is degraded the address
   is still held.
-- A master that hears a lower-priority master (a split between the nodes has healed)
-  advertises and announces its addresses again at once, so clients that followed the
-  other one come back (RFC 9568 §6.4.3 leaves this to the implementation).
+- After a split between the nodes heals, clients that followed the losing master must
+  come back. Either master may be the first to hear the other, so both act: the loser
+  yields with a priority-0 advert, and a master that hears a priority-0 advert or a
+  lower-priority master advertises and announces its addresses at once (RFC 9568 §6.4.3
+  leaves both to the implementation; keepalived peers see an ordinary priority 0).
 """
 
 from __future__ import annotations
@@ -157,15 +159,15 @@ class Router:
                 self.deadline = now + self.master_down_interval()
             return []
         # Master.
-        if advert.priority == 0:
+        if advert.priority == 0:  # another gave the address up: clients may point there
             self.deadline = now + self.settings.advert_interval
-            return [Send(self.priority)]
+            return [Send(self.priority), Announce()]
         theirs = ipaddress.ip_address(source)
         if advert.priority > self.priority or (advert.priority == self.priority
                                                and theirs > self._primary):
             self.master = source
             self.master_interval = advert.interval
-            return [Release()] + self._become(
+            return [Send(0), Release()] + self._become(
                 State.BACKUP, f"{source} advertises priority {advert.priority}", now)
         self.deadline = now + self.settings.advert_interval
         return [Send(self.priority), Announce()]

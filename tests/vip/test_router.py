@@ -105,7 +105,8 @@ def test_preempting_backup_ignores_a_lower_priority_master_and_takes_over() -> N
 def test_master_yields_to_a_higher_priority_advert() -> None:
     r = master(router(priority=100))
     actions = r.advert(advert(200), PEER, 5.0)
-    assert actions == [Release(), Became(State.BACKUP, f"{PEER} advertises priority 200")]
+    assert actions == [Send(0), Release(),
+                       Became(State.BACKUP, f"{PEER} advertises priority 200")]
     assert r.master == PEER
 
 
@@ -122,9 +123,11 @@ def test_master_hearing_a_lower_master_reasserts_and_announces() -> None:
     assert r.state is State.MASTER
 
 
-def test_master_answers_priority_zero_with_an_advert() -> None:
+def test_master_answers_priority_zero_with_an_advert_and_announces() -> None:
+    # A master yielding after a healed split sends priority 0: clients that followed it
+    # must learn where the address is now.
     r = master(router())
-    assert r.advert(advert(0), PEER, 5.0) == [Send(100)]
+    assert r.advert(advert(0), PEER, 5.0) == [Send(100), Announce()]
 
 
 def test_other_virtual_routers_are_ignored() -> None:

@@ -9,13 +9,9 @@ Needs root (namespaces, raw sockets, netlink); keepalived's tests need keepalive
 
 from __future__ import annotations
 
-import json
 import shutil
 import signal
 import socket
-import subprocess
-import sys
-import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,74 +20,22 @@ import pytest
 
 from edgedns.vip import packet
 from tests import lanlab
-from tests.lanlab import Asker, LanLab
+from tests.lanlab import (
+    DNS_PORT,
+    VIP,
+    VIP6,
+    Asker,
+    EdgednsHost,
+    LanLab,
+    start_keepalived,
+    vrrp_yaml,
+)
 from tests.support import wait_until
 
 pytestmark = pytest.mark.skipif(lanlab.available() is not None,
                                 reason=lanlab.available() or "")
 
-VIP = "198.19.0.100"
-VIP6 = "2001:2::100"
-PORT = 5300
-
-
-class Node:
-    """One edgedns host of the lab."""
-
-    def __init__(self, lab: LanLab, name: str, work: Path, vrrp: str | None) -> None:
-        self.lab, self.name = lab, name
-        self.config = work / f"{name}.yaml"
-        self.log = work / f"{name}.log"
-        text = f"""\
-            listen: ["0.0.0.0:{PORT}", "[::]:{PORT}"]
-            admin: 127.0.0.1:9153
-            reload_interval: 0
-            state_dir: {work / name}
-            zones:
-              site.lan:
-                records:
-                  who: {{TXT: "{name}"}}
-            """
-        self.config.write_text(textwrap.dedent(text) + (vrrp or ""))
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> Node:
-        before = self.log.read_text().count("serving") if self.log.exists() else 0
-        self.proc = self.lab.popen(self.name, sys.executable, "-m", "edgedns", "serve", "-c",
-                                   str(self.config), stdout=self.log.open("a"),
-                                   stderr=subprocess.STDOUT)
-        wait_until(lambda: self.log.read_text().count("serving") > before, within=10)
-        return self
-
-    def signal(self, sig: int) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(sig)
-        if sig in (signal.SIGKILL, signal.SIGTERM):
-            self.proc.wait(timeout=10)
-
-    def status(self) -> dict:
-        sock = self.lab.socket(self.name, socket.AF_INET, socket.SOCK_STREAM)
-        with sock:
-            sock.settimeout(5)
-            sock.connect(("127.0.0.1", 9153))
-            sock.sendall(b"GET /status HTTP/1.0\r\n\r\n")
-            data = b""
-            while chunk := sock.recv(65536):
-                data += chunk
-        return json.loads(data.split(b"\r\n\r\n", 1)[1])
-
-    def state(self) -> str:
-        return self.status()["vrrp"]["routers"][0]["state"]
-
-
-def vrrp(priority: int, addresses: str = f"[{VIP}]", extra: str = "") -> str:
-    return textwrap.dedent(f"""\
-        vrrp:
-          interface: eth0
-          virtual_router_id: 51
-          priority: {priority}
-          addresses: {addresses}
-        """) + textwrap.indent(textwrap.dedent(extra), "  ")
+PORT = DNS_PORT
 
 
 @pytest.fixture
@@ -107,11 +51,11 @@ def asker(lan: LanLab, address: str = VIP) -> Asker:
 
 
 def pair(lan: LanLab, work: Path, extra: str = "", addresses: str = f"[{VIP}]"
-         ) -> tuple[Node, Node]:
+         ) -> tuple[EdgednsHost, EdgednsHost]:
     """a (priority 200) started first, so it is master; then b (100) as backup."""
-    a = Node(lan, "a", work, vrrp(200, addresses, extra)).start()
+    a = EdgednsHost(lan, "a", work, vrrp_yaml(200, addresses, extra)).start()
     wait_until(lambda: a.state() == "master", within=5)
-    b = Node(lan, "b", work, vrrp(100, addresses, extra)).start()
+    b = EdgednsHost(lan, "b", work, vrrp_yaml(100, addresses, extra)).start()
     wait_until(lambda: b.state() == "backup", within=5)
     return a, b
 
@@ -231,38 +175,6 @@ def test_adverts_from_outside_the_unicast_peers_are_ignored(lan: LanLab,
     assert b.state() == "backup"
 
 
-KEEPALIVED = """\
-global_defs {{
-  router_id {name}
-}}
-vrrp_instance VI_1 {{
-  state BACKUP
-  interface eth0
-  virtual_router_id 51
-  priority {priority}
-  advert_int {interval}
-  nopreempt
-{auth}
-  virtual_ipaddress {{
-    {vip}/32
-  }}
-}}
-"""
-
-
-def keepalived(lan: LanLab, host: str, work: Path, priority: int, version: int = 3,
-               auth: str = "") -> subprocess.Popen:
-    conf = work / f"keepalived-{host}.conf"
-    interval = "0.1" if version == 3 else "1"
-    text = KEEPALIVED.format(name=host, priority=priority, interval=interval, vip=VIP,
-                             auth=auth)
-    conf.write_text(text.replace("  nopreempt", f"  version {version}\n  nopreempt"))
-    return lan.popen(host, "keepalived", "-n", "-l", "-D", "-P", "-f", str(conf),
-                     "-p", str(work / f"k-{host}.pid"), "-r", str(work / f"kv-{host}.pid"),
-                     stdout=(work / f"keepalived-{host}.log").open("w"),
-                     stderr=subprocess.STDOUT)
-
-
 needs_keepalived = pytest.mark.skipif(shutil.which("keepalived") is None,
                                       reason="needs keepalived (apt-get install keepalived)")
 
@@ -270,10 +182,10 @@ needs_keepalived = pytest.mark.skipif(shutil.which("keepalived") is None,
 @needs_keepalived
 def test_keepalived_peer_takes_over_from_edgedns_and_hands_back(lan: LanLab,
                                                                 tmp_path: Path) -> None:
-    a = Node(lan, "a", tmp_path, vrrp(200)).start()
+    a = EdgednsHost(lan, "a", tmp_path, vrrp_yaml(200)).start()
     wait_until(lambda: a.state() == "master", within=5)
-    Node(lan, "b", tmp_path, None).start()  # b answers DNS; keepalived moves its address
-    peer = keepalived(lan, "b", tmp_path, 100)
+    EdgednsHost(lan, "b", tmp_path, None).start()  # b answers DNS; keepalived moves its address
+    peer = start_keepalived(lan, "b", tmp_path, 100)
     client = asker(lan)
     try:
         time.sleep(1.0)  # keepalived hears a's adverts, checks them and stays backup
@@ -284,7 +196,7 @@ def test_keepalived_peer_takes_over_from_edgedns_and_hands_back(lan: LanLab,
         wait_until(lambda: answered_by(client, killed + 0.3) == {"b"}, within=3)
         a.start()
         wait_until(lambda: a.state() == "backup", within=5)  # keepalived's adverts accepted
-        assert a.status()["vrrp"]["routers"][0]["master"] == lan.address("b")
+        wait_until(lambda: a.router()["master"] == lan.address("b"), within=3)
         peer.terminate()  # keepalived sends priority 0 as it stops
         peer.wait(timeout=10)
         wait_until(lambda: a.state() == "master", within=3)
@@ -296,10 +208,10 @@ def test_keepalived_peer_takes_over_from_edgedns_and_hands_back(lan: LanLab,
 @needs_keepalived
 def test_vrrpv2_with_a_password_interoperates_with_keepalived(lan: LanLab,
                                                              tmp_path: Path) -> None:
-    a = Node(lan, "a", tmp_path, vrrp(200, extra="version: 2\nauth_pass: s3cret\n")).start()
+    v2 = vrrp_yaml(200, extra="version: 2\nauth_pass: s3cret\n")
+    a = EdgednsHost(lan, "a", tmp_path, v2).start()
     wait_until(lambda: a.state() == "master", within=6)
-    auth = "  authentication {\n    auth_type PASS\n    auth_pass s3cret\n  }"
-    peer = keepalived(lan, "b", tmp_path, 100, version=2, auth=auth)
+    peer = start_keepalived(lan, "b", tmp_path, 100, version=2, auth_pass="s3cret")
     time.sleep(4.0)  # longer than keepalived's master-down interval at 1 s adverts
     assert not lan.holds("b", VIP)
     assert "Entering MASTER" not in (tmp_path / "keepalived-b.log").read_text()
