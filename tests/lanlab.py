@@ -111,18 +111,19 @@ class LanLab:
             _ip("netns", "del", netns, check=False)
         self._namespaces.clear()
 
-    def exec_ns(self, netns: str, *cmd: str, check: bool = True
+    def exec_ns(self, netns: str, *cmd: str, check: bool = True, timeout: float = _TIMEOUT
                 ) -> subprocess.CompletedProcess[str]:
         done = subprocess.run(["ip", "netns", "exec", netns, *cmd], capture_output=True,
-                              text=True, timeout=_TIMEOUT)
+                              text=True, timeout=timeout)
         if check and done.returncode != 0:
             raise RuntimeError(f"{' '.join(cmd)} in {netns}: "
                                f"{done.stderr.strip() or done.returncode}")
         return done
 
-    def exec(self, host: str, *cmd: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        """Run `cmd` in `host`'s namespace and wait for it."""
-        return self.exec_ns(self.netns(host), *cmd, check=check)
+    def exec(self, host: str, *cmd: str, check: bool = True, timeout: float = _TIMEOUT
+             ) -> subprocess.CompletedProcess[str]:
+        """Run `cmd` in `host`'s namespace and wait for it (at most `timeout` seconds)."""
+        return self.exec_ns(self.netns(host), *cmd, check=check, timeout=timeout)
 
     def popen(self, host: str, *cmd: str, **kwargs: Any) -> subprocess.Popen:
         """Start `cmd` in `host`'s namespace; killed by `close` if still running."""
@@ -259,12 +260,12 @@ class Asker:
             index = int.from_bytes(reply[:2], "big")
             self.answers.setdefault(index, (time.monotonic(), _first_txt(reply)))
 
-    def outages(self, since: float = 0.0) -> list[float]:
-        """Seconds from each first unanswered query (sent after `since`) to the next
+    def outages(self, since: float = 0.0, until: float = float("inf")) -> list[float]:
+        """Seconds from each first unanswered query sent in [since, until) to the next
         answered one; a run still unanswered at the end counts to the last query sent."""
         out, first_lost = [], None
         for index, sent in enumerate(self.sent):
-            if sent < since:
+            if sent < since or (first_lost is None and sent >= until):
                 continue
             if index in self.answers:
                 if first_lost is not None:
@@ -329,7 +330,7 @@ class EdgednsHost:
     zone site.lan whose ``who`` TXT names the host (see `Asker`), admin on its loopback."""
 
     def __init__(self, lab: LanLab, name: str, work: Path, vrrp: str | None,
-                 python: str = sys.executable) -> None:
+                 python: str = sys.executable, extra: str = "") -> None:
         self.lab, self.name, self.python = lab, name, python
         self.config = work / f"{name}.yaml"
         self.log = work / f"{name}.log"
@@ -343,7 +344,7 @@ class EdgednsHost:
                 records:
                   who: {{TXT: "{name}"}}
             """
-        self.config.write_text(textwrap.dedent(text) + (vrrp or ""))
+        self.config.write_text(textwrap.dedent(text) + extra + (vrrp or ""))
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> EdgednsHost:
