@@ -34,7 +34,11 @@ and a client, each on one port; nothing leaves the machine):
                edgedns while it is master (keepalived takes over), then cut keepalived's
                host off while it is master (edgedns takes over), then plug it back in (the
                split heals; bound: 2 x the edgedns pair's). Killing keepalived alone is no
-               outage: its address stays on its host, whose edgedns still answers.
+               outage: its address stays on its host, whose edgedns still answers;
+   - keepalived: the other way, examples/keepalived.conf as shipped on both hosts (its
+               script user and /opt/edgedns made to exist in private namespaces), each
+               beside an edgedns without `vrrp`: SIGKILL edgedns on the master (no bound:
+               the figure the README compares with).
 4. prints min / median / max per scenario against issue 11's bounds and exits 1 when a
    median (or, for load and split, any trial) misses.
 
@@ -51,6 +55,7 @@ import shutil
 import signal
 import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -66,6 +71,9 @@ from tests.lanlab import (  # noqa: E402
     Asker,
     EdgednsHost,
     LanLab,
+    keepalived_as_installed,
+    runnable_by_others,
+    script_python,
     start_keepalived,
     vrrp_yaml,
 )
@@ -74,14 +82,16 @@ BOUNDS = {  # issue 11: median outage (seconds) each scenario must stay within
     "kill": 0.5, "kill/return": 0.0, "link": 0.5, "deaf": 1.0, "graceful": 0.1,
     "graceful/return": 0.0, "split/heal": 1.0,
     "mixed: edgedns killed": 1.0, "mixed: keepalived host cut off": 1.0,
-    "mixed: cut-off healed": 2.0,
+    "mixed: cut-off healed": 2.0, "keepalived example: edgedns killed": None,
 }
 SETTLE = 2.0
 """Seconds after a failure before the outage is read: far beyond every bound."""
 NO_RRL = "rate_limit: false\n"
 """dnsperf is one client asking one name: rate limiting would drop most of its replies,
 and the load would not reach the server."""
-SCENARIOS = ("kill", "link", "deaf", "graceful", "split", "load", "mixed")
+SCENARIOS = ("kill", "link", "deaf", "graceful", "split", "load", "mixed", "keepalived")
+EXAMPLE_VIP = "192.168.1.53"
+"""The address examples/keepalived.conf moves."""
 
 
 class Pair:
@@ -221,13 +231,51 @@ def run_mixed(lab: LanLab, work: Path, trials: int, out: dict[str, list[float]])
         keepalived.kill()
 
 
+def run_keepalived_example(lab: LanLab, work: Path, trials: int,
+                           out: dict[str, list[float]]) -> None:
+    """examples/keepalived.conf as shipped on both hosts (b at priority 90, as it says),
+    each beside an edgedns without `vrrp` on 0.0.0.0:53."""
+    python = script_python()
+    if python is None or not runnable_by_others(str(REPO / "edgedns")):
+        raise BenchError("keepalived's script user cannot run this Python or read the "
+                         "checkout; see tests/lanlab.script_python")
+    shipped = (REPO / "examples" / "keepalived.conf").read_text()
+    lab.exec("client", "ip", "addr", "add", "192.168.1.50/24", "dev", "eth0")
+    prefix = keepalived_as_installed(work, python, REPO)
+    servers = {}
+    for host, conf in (("a", shipped), ("b", shipped.replace("priority 100", "priority 90"))):
+        servers[host] = EdgednsHost(lab, host, work, None, extra=NO_RRL, port=53).start()
+        (work / f"{host}.conf").write_text(conf)
+        lab.popen(host, *prefix, "-n", "-l", "-P", "-f", str(work / f"{host}.conf"),
+                  "-p", str(work / f"{host}.pid"), "-r", str(work / f"{host}-vrrp.pid"),
+                  stdout=(work / f"keepalived-{host}.log").open("w"), stderr=subprocess.STDOUT)
+        if host == "a":
+            wait(lambda: lab.holds("a", EXAMPLE_VIP), 10, "keepalived on a master")
+    asker = Asker(lab.socket("client", socket.AF_INET, socket.SOCK_DGRAM), (EXAMPLE_VIP, 53),
+                  "who.site.lan").start()
+    try:
+        time.sleep(2.0)
+        for _ in range(trials):
+            holders = [h for h in servers if lab.holds(h, EXAMPLE_VIP)]
+            if len(holders) != 1:
+                raise BenchError(f"{holders} hold {EXAMPLE_VIP}")
+            master = holders[0]
+            t = time.monotonic()
+            servers[master].signal(signal.SIGKILL)
+            out["keepalived example: edgedns killed"].append(outage(asker, t, 6.0))
+            servers[master].start()
+            time.sleep(3.0)  # its check rises again (2 x 1 s); the address stays (nopreempt)
+    finally:
+        asker.stop()
+
+
 def run(args: argparse.Namespace) -> int:
     chosen = args.only.split(",") if args.only else list(SCENARIOS)
     for name in chosen:
         if name not in SCENARIOS:
             raise BenchError(f"unknown scenario {name!r} (have {', '.join(SCENARIOS)})")
     need = ["ip", "nft"] + (["dnsperf"] if "load" in chosen else []) + (
-        ["keepalived"] if "mixed" in chosen else [])
+        ["keepalived"] if {"mixed", "keepalived"} & set(chosen) else [])
     for tool in need:
         if shutil.which(tool) is None:
             raise BenchError(f"{tool} is not installed")
@@ -237,7 +285,7 @@ def run(args: argparse.Namespace) -> int:
     results: dict = {"info": run_info(), "trials": args.trials, "outages": out}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        pair_scenarios = [s for s in chosen if s not in ("mixed",)]
+        pair_scenarios = [s for s in chosen if s not in ("mixed", "keepalived")]
         if pair_scenarios:
             with LanLab(["a", "b", "client"]) as lab:
                 pair = Pair(lab, work)
@@ -263,6 +311,11 @@ def run(args: argparse.Namespace) -> int:
                             time.sleep(0.5)
                 finally:
                     asker.stop()
+        if "keepalived" in chosen:
+            example = work / "example"
+            example.mkdir()
+            with LanLab(["a", "b", "client"]) as lab:
+                run_keepalived_example(lab, example, args.trials, out)
         if "mixed" in chosen:
             mixed = work / "mixed"
             mixed.mkdir()

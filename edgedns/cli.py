@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import urllib.error
 import urllib.parse
@@ -98,6 +99,12 @@ def check(config_path: str) -> None:
         for label, route in routes:
             click.echo(f"forward {label}: {', '.join(str(u) for u in route.upstreams)} "
                        f"({route.policy}, timeout {route.timeout:g}s)")
+    if cfg.vrrp is not None:
+        vrrp = cfg.vrrp
+        click.echo(f"vrrp: virtual router {vrrp.vrid} on {vrrp.interface}, "
+                   f"{', '.join(str(a) for a in vrrp.addresses)}, priority {vrrp.priority}, "
+                   f"adverts every {vrrp.advert_interval:g}s (VRRPv{vrrp.version}), "
+                   f"preempt {'on' if vrrp.preempt else 'off'}")
     for warning in _warnings(cfg):
         click.echo(f"warning: {warning}")
 
@@ -113,6 +120,9 @@ def _warnings(cfg: config_mod.Config) -> list[str]:
     reason = icmp.missing_privilege(icmp_versions) if icmp_versions else None
     if reason is not None:
         found.append(f"ICMP checks cannot run as this user, so serve will refuse: {reason}")
+    if cfg.vrrp is not None and os.geteuid() != 0:
+        found.append("vrrp needs root, or CAP_NET_ADMIN and CAP_NET_RAW (systemd: "
+                     "AmbientCapabilities=), or serve will refuse")
     return found
 
 

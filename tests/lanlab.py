@@ -330,12 +330,12 @@ class EdgednsHost:
     zone site.lan whose ``who`` TXT names the host (see `Asker`), admin on its loopback."""
 
     def __init__(self, lab: LanLab, name: str, work: Path, vrrp: str | None,
-                 python: str = sys.executable, extra: str = "") -> None:
+                 python: str = sys.executable, extra: str = "", port: int = DNS_PORT) -> None:
         self.lab, self.name, self.python = lab, name, python
         self.config = work / f"{name}.yaml"
         self.log = work / f"{name}.log"
         text = f"""\
-            listen: ["0.0.0.0:{DNS_PORT}", "[::]:{DNS_PORT}"]
+            listen: ["0.0.0.0:{port}", "[::]:{port}"]
             admin: 127.0.0.1:9153
             reload_interval: 0
             state_dir: {work / name}
@@ -416,3 +416,54 @@ def start_keepalived(lab: LanLab, host: str, work: Path, priority: int, version:
                      "-p", str(work / f"k-{host}.pid"), "-r", str(work / f"kv-{host}.pid"),
                      stdout=(work / f"keepalived-{host}.log").open("w"),
                      stderr=subprocess.STDOUT)
+
+
+def runnable_by_others(path: str) -> bool:
+    """Whether a user other than root can execute `path` (every directory above it
+    searchable by others, the file executable by others)."""
+    real = Path(os.path.realpath(path))
+    if not real.exists() or not real.stat().st_mode & 0o001:
+        return False
+    return all(parent.stat().st_mode & 0o001 for parent in real.parents)
+
+
+def script_python() -> str | None:
+    """A Python that keepalived's unprivileged script user can run, or None."""
+    for candidate in (sys.executable, "/usr/bin/python3"):
+        if runnable_by_others(candidate):
+            return os.path.realpath(candidate)
+    return None
+
+
+_INSTALLED = """\
+set -e
+mount -t tmpfs -o mode=755 tmpfs /opt
+mkdir -p /opt/edgedns/bin
+cat > /opt/edgedns/bin/edgedns-alive <<END
+#!$PYTHON
+import sys
+sys.path.insert(0, "$REPO")
+from edgedns.vip.selfcheck import main
+sys.exit(main())
+END
+chmod 755 /opt/edgedns/bin/edgedns-alive
+if ! getent passwd keepalived_script >/dev/null; then
+    cp /etc/passwd "$WORK/passwd"
+    echo "keepalived_script:x:64999:64999::/nonexistent:/usr/sbin/nologin" >> "$WORK/passwd"
+    mount --bind "$WORK/passwd" /etc/passwd
+fi
+exec keepalived "$@"
+"""
+
+
+def keepalived_as_installed(work: Path, python: str, repo: Path) -> list[str]:
+    """The command prefix that runs keepalived as on a host where edgedns is installed in
+    /opt/edgedns and the user keepalived_script exists: in private mount and PID
+    namespaces (nothing of this host changes), /opt holds an ``edgedns-alive`` like pip's
+    (running `python` on the checkout at `repo`), and /etc/passwd gains the user if it
+    lacks it. PID 1 of its own namespace also spares keepalived 2.2.7's --config-test the
+    self-kill it does on scripts with a non-root user (fixed in 2.2.8)."""
+    wrapper = work / "keepalived-installed.sh"
+    wrapper.write_text(_INSTALLED)
+    return ["env", f"PYTHON={python}", f"REPO={repo}", f"WORK={work}", "unshare", "-m",
+            "-p", "-f", "--mount-proc", "sh", str(wrapper)]
