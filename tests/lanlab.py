@@ -325,12 +325,23 @@ def vrrp_yaml(priority: int, addresses: str = f"[{VIP}]", extra: str = "") -> st
         """) + textwrap.indent(textwrap.dedent(extra), "  ")
 
 
+ZONES = """\
+zones:
+  site.lan:
+    records:
+      who: {TXT: "%s"}
+"""
+
+
 class EdgednsHost:
     """``edgedns serve`` on one host of the lab: DNS on every address, port `DNS_PORT`,
     zone site.lan whose ``who`` TXT names the host (see `Asker`), admin on its loopback."""
 
     def __init__(self, lab: LanLab, name: str, work: Path, vrrp: str | None,
-                 python: str = sys.executable, extra: str = "", port: int = DNS_PORT) -> None:
+                 python: str = sys.executable, extra: str = "", port: int = DNS_PORT,
+                 zones: str = ZONES) -> None:
+        """`extra`: more top-level YAML; `zones`: the `zones` section, ``%s`` standing for
+        the host's name."""
         self.lab, self.name, self.python = lab, name, python
         self.config = work / f"{name}.yaml"
         self.log = work / f"{name}.log"
@@ -339,12 +350,9 @@ class EdgednsHost:
             admin: 127.0.0.1:9153
             reload_interval: 0
             state_dir: {work / name}
-            zones:
-              site.lan:
-                records:
-                  who: {{TXT: "{name}"}}
             """
-        self.config.write_text(textwrap.dedent(text) + extra + (vrrp or ""))
+        self.config.write_text(textwrap.dedent(text) + zones.replace("%s", name) + extra
+                               + (vrrp or ""))
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> EdgednsHost:
@@ -363,17 +371,21 @@ class EdgednsHost:
         if sig in (signal.SIGKILL, signal.SIGTERM):
             self.proc.wait(timeout=10)
 
-    def status(self) -> dict:
-        """/status from the host's admin endpoint (rebuilt at most once a second)."""
+    def get(self, path: str) -> bytes:
+        """The body of GET `path` from the host's admin endpoint."""
         sock = self.lab.socket(self.name, socket.AF_INET, socket.SOCK_STREAM)
         with sock:
             sock.settimeout(5)
             sock.connect(("127.0.0.1", 9153))
-            sock.sendall(b"GET /status HTTP/1.0\r\n\r\n")
+            sock.sendall(f"GET {path} HTTP/1.0\r\n\r\n".encode())
             data = b""
             while chunk := sock.recv(65536):
                 data += chunk
-        return json.loads(data.split(b"\r\n\r\n", 1)[1])
+        return data.split(b"\r\n\r\n", 1)[1]
+
+    def status(self) -> dict:
+        """/status from the host's admin endpoint (rebuilt at most once a second)."""
+        return json.loads(self.get("/status"))
 
     def router(self) -> dict:
         return self.status()["vrrp"]["routers"][0]

@@ -9,9 +9,12 @@ Needs root (namespaces, raw sockets, netlink); keepalived's tests need keepalive
 
 from __future__ import annotations
 
+import json
 import shutil
 import signal
 import socket
+import sys
+import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -50,12 +53,15 @@ def asker(lan: LanLab, address: str = VIP) -> Asker:
                  "who.site.lan").start()
 
 
-def pair(lan: LanLab, work: Path, extra: str = "", addresses: str = f"[{VIP}]"
-         ) -> tuple[EdgednsHost, EdgednsHost]:
-    """a (priority 200) started first, so it is master; then b (100) as backup."""
-    a = EdgednsHost(lan, "a", work, vrrp_yaml(200, addresses, extra)).start()
+def pair(lan: LanLab, work: Path, extra: str = "", addresses: str = f"[{VIP}]",
+         zones: str = lanlab.ZONES, top: str = "") -> tuple[EdgednsHost, EdgednsHost]:
+    """a (priority 200) started first, so it is master; then b (100) as backup. `extra`
+    goes into both `vrrp` sections, `top` into both configs."""
+    a = EdgednsHost(lan, "a", work, vrrp_yaml(200, addresses, extra), zones=zones,
+                    extra=top).start()
     wait_until(lambda: a.state() == "master", within=5)
-    b = EdgednsHost(lan, "b", work, vrrp_yaml(100, addresses, extra)).start()
+    b = EdgednsHost(lan, "b", work, vrrp_yaml(100, addresses, extra), zones=zones,
+                    extra=top).start()
     wait_until(lambda: b.state() == "backup", within=5)
     return a, b
 
@@ -90,14 +96,22 @@ def test_killed_master_is_replaced_and_stays_replaced_when_it_returns(
         client.stop()
 
 
-def test_graceful_stop_hands_over_with_priority_zero(lan: LanLab, tmp_path: Path) -> None:
-    a, b = pair(lan, tmp_path)
+def test_graceful_stop_hands_over_with_priority_zero_and_tells_the_hooks(
+        lan: LanLab, tmp_path: Path) -> None:
+    events = tmp_path / "events.jsonl"
+    hook = tmp_path / "hook.sh"
+    hook.write_text(f"#!/bin/sh\ncat >> {events}\necho >> {events}\n")
+    hook.chmod(0o755)
+    a, b = pair(lan, tmp_path, top=f"notify: {{command: {hook}}}\n")
     a.signal(signal.SIGTERM)
     wait_until(lambda: b.state() == "master", within=3)
-    assert b.status()["vrrp"]["routers"][0]["reason"] == f"master {lan.address('a')} left " \
-        "(priority 0)"
+    assert b.router()["reason"] == f"master {lan.address('a')} left (priority 0)"
     assert not lan.holds("a", VIP)
-    assert "vrrp_master" not in a.log.read_text()  # no hooks configured: nothing else said
+    wait_until(lambda: events.exists() and '"vrrp_master"' in events.read_text())
+    told = [json.loads(line) for line in events.read_text().splitlines() if line]
+    expected = {"event": "vrrp_master", "family": "IPv4",
+                "reason": f"master {lan.address('a')} left (priority 0)"}
+    assert any(expected.items() <= event.items() for event in told)  # b's; a's are there too
 
 
 def test_master_whose_dns_stops_answering_gives_the_address_up(lan: LanLab,
@@ -227,3 +241,42 @@ def test_vrrpv2_with_a_password_interoperates_with_keepalived(lan: LanLab,
     assert status["counters"]["adverts_dropped"] == 0
     peer.terminate()
     peer.wait(timeout=10)
+
+
+LISTENER = ("import socket,time;s=socket.socket();"
+            "s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1);"
+            "s.bind(('127.0.0.1',{port}));s.listen(8);time.sleep(600)")
+
+
+def test_tracked_service_going_down_moves_the_address(lan: LanLab, tmp_path: Path) -> None:
+    service = lan.popen("a", sys.executable, "-c", LISTENER.format(port=6443))
+    lan.popen("b", sys.executable, "-c", LISTENER.format(port=6443))
+    a, b = pair(lan, tmp_path, extra="track:\n  k3s-api: {port: 6443}\n")
+    service.kill()
+    wait_until(lambda: b.state() == "master", within=5)
+    router = a.router()
+    assert router["state"] == "fault"
+    assert router["reason"].startswith("tracked k3s-api (tcp 127.0.0.1:6443) down")
+    assert not lan.holds("a", VIP)
+
+
+def test_host_whose_pools_are_all_down_hands_over(lan: LanLab, tmp_path: Path) -> None:
+    pool = textwrap.dedent("""\
+        zones:
+          site.lan:
+            records:
+              who: {TXT: "%s"}
+            pools:
+              app: {members: [127.0.0.1], check: {type: tcp, port: 7001}}
+        """)
+    backend = lan.popen("a", sys.executable, "-c", LISTENER.format(port=7001))
+    lan.popen("b", sys.executable, "-c", LISTENER.format(port=7001))
+    a, b = pair(lan, tmp_path, zones=pool)
+    backend.kill()  # a's only pool loses its only member: a's view of the backends is gone
+    wait_until(lambda: b.state() == "master", within=5)
+    router = a.router()
+    assert (router["state"], router["priority"], router["reason"]) == (
+        "backup", 1, "every pool is down")
+    metrics = a.get("/metrics").decode()
+    assert 'edgedns_vrrp_state{family="IPv4",state="backup",vrid="51"} 1.0' in metrics
+    assert 'edgedns_vrrp_priority{family="IPv4",vrid="51"} 1.0' in metrics
