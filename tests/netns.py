@@ -32,7 +32,6 @@ namespace, link and route the lab made, and only those.
 
 from __future__ import annotations
 
-import ctypes
 import fcntl
 import ipaddress
 import json
@@ -45,6 +44,8 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+
+from tests.lanlab import in_netns
 
 NETWORK = ipaddress.ip_network("198.18.0.0/15")
 BLOCKS = NETWORK.num_addresses // 4
@@ -356,30 +357,8 @@ class NetnsLab:
 
 
 def _open_in_netns(netns: str, path: str) -> int:
-    """Open `path` (a /proc/sys/net file) as seen from inside `netns`: a short-lived thread
-    joins the namespace (setns affects only the calling thread) and opens it there."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    result: list[int | BaseException] = []
-
-    def worker() -> None:
-        try:
-            ns_fd = os.open(f"/run/netns/{netns}", os.O_RDONLY)
-            try:
-                if libc.setns(ns_fd, _CLONE_NEWNET) != 0:
-                    err = ctypes.get_errno()
-                    raise OSError(err, f"setns {netns}: {os.strerror(err)}")
-            finally:
-                os.close(ns_fd)
-            result.append(os.open(path, os.O_WRONLY))
-        except BaseException as exc:
-            result.append(exc)
-
-    thread = threading.Thread(target=worker, name=f"setns-{netns}")
-    thread.start()
-    thread.join()
-    if isinstance(result[0], BaseException):
-        raise result[0]
-    return result[0]
+    """Open `path` (a /proc/sys/net file) for writing as seen from inside `netns`."""
+    return in_netns(netns, lambda: os.open(path, os.O_WRONLY))
 
 
 def _root_networks() -> list[ipaddress.IPv4Network]:

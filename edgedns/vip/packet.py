@@ -14,6 +14,8 @@ import ipaddress
 import struct
 from dataclasses import dataclass
 
+from edgedns.pools.health.echo import checksum
+
 PROTOCOL = 112
 """IP protocol number of VRRP."""
 GROUP_V4 = "224.0.0.18"
@@ -46,16 +48,6 @@ class Advert:
     """VRRPv2 only: the password, without its zero padding."""
     checksum_as_v2: bool = False
     """Received VRRPv3 whose checksum leaves the IPv4 pseudo-header out."""
-
-
-def checksum(data: bytes) -> int:
-    """The Internet checksum (RFC 1071) of `data`."""
-    if len(data) % 2:
-        data += b"\0"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
 
 
 def _pseudo_header(source: str, destination: str, length: int) -> bytes:

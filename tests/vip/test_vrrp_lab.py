@@ -10,6 +10,7 @@ Needs root (namespaces, raw sockets, netlink); keepalived's tests need keepalive
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import signal
 import socket
@@ -150,6 +151,10 @@ def test_healed_split_leaves_exactly_one_master(lan: LanLab, tmp_path: Path) -> 
         wait_until(lambda: answered_by(client, healed + 0.5) == {"a"}, within=3)
     finally:
         client.stop()
+    table = lan.exec("b", sys.executable, "-m", "edgedns", "status").stdout
+    assert re.search(rf"^vrrp IPv4 vrid 51 on eth0  BACKUP  priority 100  master "
+                     rf"{lan.address('a')}  since \S+  \({lan.address('a')} advertises "
+                     rf"priority 200\)  {VIP}/32$", table, re.M), table
 
 
 def test_ipv6_virtual_address_moves_with_unsolicited_neighbour_advertisements(
