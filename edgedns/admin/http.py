@@ -27,7 +27,11 @@ log = logging.getLogger(__name__)
 MAX_REQUEST_HEAD = 8 * 1024
 READ_TIMEOUT = 5.0
 STATUS_FRESH = 1.0
-"""Seconds one /status body is served again before it is built anew."""
+"""Seconds one /status body is served again before it is built anew..."""
+STATUS_FRESH_AFTER_CHANGE = 0.25
+"""... or this many, once health has changed since it was built: the open page shows a
+change within its poll interval plus this, and a storm of changes still rebuilds it at most
+four times a second."""
 MAX_CONNECTIONS = 64
 EVICT_AFTER = 0.5
 """With every connection slot taken, a new request takes the slot of the connection that
@@ -43,8 +47,9 @@ class AdminServer:
         self.token = token
         self._listener: asyncio.AbstractServer | None = None
         self._open = 0
-        self._status_body: tuple[float, bytes] | None = None
-        """The last /status built, with when (loop time)."""
+        self._status_body: tuple[float, int, bytes] | None = None
+        """The last /status built, with when (loop time) and the health changes counted
+        then (`History.changes`)."""
         self._reading: dict[asyncio.StreamWriter, float] = {}
         """Connections still reading their request head, with when they came."""
         self._routes: dict[str, Callable[[], tuple[int, str, bytes]]] = {
@@ -178,7 +183,10 @@ class AdminServer:
         # Built on the loop that answers queries, in time that grows with the members: at
         # most once a STATUS_FRESH, however many pages poll it.
         now = asyncio.get_running_loop().time()
-        if self._status_body is None or now - self._status_body[0] >= STATUS_FRESH:
+        changes = self.server.history.changes
+        cached = self._status_body
+        if cached is None or now - cached[0] >= (
+                STATUS_FRESH if cached[1] == changes else STATUS_FRESH_AFTER_CHANGE):
             body = json.dumps(status.snapshot(self.server), indent=2).encode() + b"\n"
-            self._status_body = (now, body)
-        return 200, "application/json", self._status_body[1]
+            self._status_body = cached = (now, changes, body)
+        return 200, "application/json", cached[2]

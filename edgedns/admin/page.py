@@ -1,5 +1,5 @@
 """The status page served at the admin endpoint's ``/``: one self-contained HTML document
-(no external assets: sites have no internet) whose script polls ``/status`` every 2 s and
+(no external assets: sites have no internet) whose script polls ``/status`` every second and
 draws it. The page holds no data itself, so it is served without the token; the script asks
 for the token when ``/status`` answers 401 and sends it (kept for the browser tab only).
 """
@@ -168,7 +168,7 @@ document.getElementById("tokenform").onsubmit = (event) => {
   refresh();
 };
 refresh();
-setInterval(refresh, 2000);
+setInterval(refresh, 1000);
 </script>
 </body></html>
 """

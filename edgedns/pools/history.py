@@ -53,6 +53,8 @@ class History:
         self.clock = clock
         self._tracks: dict[Target, _Track] = {}
         self.log: deque[dict[str, Any]] = deque(maxlen=LOG)
+        self.changes = 0
+        """Changes of state recorded so far (what tells /status it is out of date)."""
 
     def record(self, target: Target, result: ProbeResult, up: bool, changed: bool,
                pools: Iterable[str]) -> None:
@@ -79,6 +81,7 @@ class History:
                 track.rtts[track.rtt_next] = result.rtt
             track.rtt_next = (track.rtt_next + 1) % RTTS
         if changed:
+            self.changes += 1
             track.changes.append(now)
             self.log.append({
                 "time": datetime.fromtimestamp(now, timezone.utc).isoformat(timespec="seconds"),
