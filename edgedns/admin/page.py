@@ -25,6 +25,7 @@ td,th{text-align:left;padding:.25em .5em;border-top:1px solid #e3e5ea;white-spac
 .hb{display:inline-flex;gap:1px;vertical-align:middle}
 .hb i{display:inline-block;width:3px;height:14px;background:#d6d9df}
 .hb i.u{background:#3a9b54}.hb i.d{background:#c8382c}.hb i.m{background:#e0a526}
+.hb i.r{background:#4a78c2}.hb.hour i{width:2px}
 #login{display:none}
 </style></head>
 <body>
@@ -57,9 +58,10 @@ function row(table, cells, head) {
   table.append(tr);
 }
 function wrap(tag, node) { const e = el(tag); e.append(node); return e; }
-function strip(cells) {
-  const hb = el("span", undefined, "hb");
-  hb.title = "the last 24 hours in 15-minute cells: green up, red down, amber both, grey unknown";
+function strip(cells, hour) {
+  const hb = el("span", undefined, hour ? "hb hour" : "hb");
+  hb.title = (hour ? "the last hour in 1-minute cells" : "the last 24 hours in 15-minute cells")
+    + ": green up, red down, amber both, blue drained, grey unknown";
   for (const c of cells) hb.append(el("i", undefined, c === "." ? "" : c));
   return hb;
 }
@@ -94,8 +96,8 @@ function draw(s) {
     box.append(el("div", `policy ${p.policy} · when all down: ${p.when_all_down} · ` +
                          `answering: ${answering}`, "muted"));
     const t = el("table");
-    row(t, ["member", "state", "check", "last result", "RTT p50 / p95", "last 24 h", "changes",
-            "since", "in a row", ""], true);
+    row(t, ["member", "state", "check", "last result", "RTT p50 / p95", "last 24 h",
+            "last hour", "changes", "since", "in a row", ""], true);
     for (const m of p.members) {
       const state = m.drained ? el("span", (m.up ? "UP" : "DOWN") + ", DRAINED", "drained")
                               : el("span", m.up ? "UP" : "DOWN", m.up ? "up" : "down");
@@ -105,7 +107,8 @@ function draw(s) {
       const rtt = m.rtt_p50_ms == null ? "" :
         `${m.rtt_p50_ms.toFixed(1)} / ${m.rtt_p95_ms.toFixed(1)} ms`;
       row(t, [m.address, state, m.check, m.reason ?? (m.probed ? "" : "not probed yet"),
-              rtt, strip(m.heartbeat || ""), m.changes_24h ?? "", m.since ?? "", streak,
+              rtt, strip(m.heartbeat || ""), strip(m.heartbeat_hour || "", true),
+              m.changes_24h ?? "", m.since ?? "", streak,
               button]);
     }
     box.append(t);

@@ -50,7 +50,8 @@ def snapshot(server: Server) -> dict[str, Any]:
                 "failures": health.failures if health is not None else None,
                 "weight": member.weight,
                 "priority": member.priority,
-                **(server.history.summary(target) if target is not None else {}),
+                **(server.history.summary(target, names.to_text(pool.name), member.address)
+                   if target is not None else {}),
             })
         pool_list.append({
             "name": names.to_text(pool.name),

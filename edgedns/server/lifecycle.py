@@ -453,6 +453,8 @@ class Server:
             (name, address) for name, address in
             ((names.from_text(pool), address) for pool, address in self.drains.members)
             if pools.has_member(name, address)}
+        for name, address in pools.drained:
+            self.history.drained(names.to_text(name), address, True)
 
     def drain_member(self, pool: str, member: str, drained: bool) -> bool:
         """Drain (or undrain) `member` of the pool named `pool`: kept in the state file
@@ -470,6 +472,7 @@ class Server:
             raise LookupError(f"{address} is no member of {names.to_text(name)}")
         changed = self.drains.set(names.to_text(name), address, drained)
         self.pools.drain(name, address, drained)
+        self.history.drained(names.to_text(name), address, drained)
         if changed:
             self.hooks.emit("member_drained" if drained else "member_undrained",
                             pool=names.to_text(name), member=address)

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -19,6 +21,7 @@ from click.testing import CliRunner
 from edgedns import config as config_mod
 from edgedns.cli import main
 from tests.conftest import RunningServer
+from tests.support import wait_until
 
 TOKEN = "s3cret-token-0123456789"
 
@@ -112,3 +115,21 @@ def test_drain_is_a_post(edgedns_server, tmp_path) -> None:
         urllib.request.urlopen(url, timeout=5)  # a GET
     assert info.value.code == 405
     assert answered(srv) == ["10.0.0.1", "10.0.0.2"]
+
+
+def test_a_drained_member_shows_drained_in_its_strips(edgedns_server, tmp_path) -> None:
+    live = socket.create_server(("127.0.0.1", 0))
+    srv = edgedns_server(config_text(tmp_path / "state").replace(
+        "{type: none}", f"{{type: tcp, port: {live.getsockname()[1]}, interval: 200ms}}")
+        .replace("[10.0.0.1, 10.0.0.2]", "[127.0.0.1]"))
+    try:
+        wait_until(srv.server.pools.all_probed)
+        assert cli(srv, "drain", "web.site.lan", "127.0.0.1").exit_code == 0
+        time.sleep(1.1)  # /status is rebuilt at most once a second
+        member = json.loads(urllib.request.urlopen(
+            f"http://127.0.0.1:{srv.server.admin_port}/status", timeout=5).read()
+        )["pools"][0]["members"][0]
+        assert member["drained"] and member["up"]  # still probed, and healthy
+        assert member["heartbeat"][-1] == "r" and member["heartbeat_hour"][-1] == "r"
+    finally:
+        live.close()

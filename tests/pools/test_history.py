@@ -1,5 +1,6 @@
-"""Health history for the page: a day of per-minute cells per target shown as 15-minute
-strips, RTT percentiles over the recent probes, changes in the last day, a bounded log."""
+"""Health history for the page: a day of quarter-hour cells and an hour of minute cells per
+target, drained periods shown in them, RTT percentiles over the recent probes, changes in
+the last day, a bounded log."""
 
 from __future__ import annotations
 
@@ -23,8 +24,8 @@ class Clock:
 
 def test_a_target_never_probed_has_an_empty_strip() -> None:
     summary = History().summary(T)
-    assert summary == {"heartbeat": "." * 96, "rtt_p50_ms": None, "rtt_p95_ms": None,
-                       "changes_24h": 0}
+    assert summary == {"heartbeat": "." * 96, "heartbeat_hour": "." * 60, "rtt_p50_ms": None,
+                       "rtt_p95_ms": None, "changes_24h": 0}
 
 
 def test_the_strip_shows_each_quarter_hour_at_its_worst() -> None:
@@ -69,3 +70,41 @@ def test_targets_no_longer_checked_are_forgotten() -> None:
     h.record(T, OK, True, False, [])
     h.keep_only(set())
     assert h.summary(T)["rtt_p50_ms"] is None
+
+
+def test_the_last_hour_is_shown_a_minute_a_cell() -> None:
+    clock = Clock(1_000_000 * 900.0)
+    h = History(clock)
+    clock.now -= 3 * 60
+    h.record(T, OK, up=True, changed=False, pools=["web."])
+    clock.now += 60
+    h.record(T, FAIL, up=False, changed=True, pools=["web."])
+    clock.now += 2 * 60
+    hour = h.summary(T)["heartbeat_hour"]
+    assert len(hour) == 60 and hour[-4:] == "ud.."
+
+
+def test_drained_periods_show_in_both_strips_for_that_member_only() -> None:
+    clock = Clock(1_000_000 * 900.0)
+    h = History(clock)
+    for _ in range(10):  # up every minute for ten minutes, drained for minutes 5 to 7
+        h.record(T, OK, up=True, changed=False, pools=["web."])
+        if clock.now == 1_000_000 * 900.0 + 4 * 60:
+            h.drained("web.site.lan.", "10.0.0.1", True)
+        if clock.now == 1_000_000 * 900.0 + 7 * 60:
+            h.drained("web.site.lan.", "10.0.0.1", False)
+        clock.now += 60
+    clock.now -= 60
+    mine = h.summary(T, "web.site.lan.", "10.0.0.1")
+    assert mine["heartbeat_hour"][-10:] == "uuuurrrruu"
+    assert mine["heartbeat"][-1] == "r"  # the quarter hour holds a drained minute
+    other = h.summary(T, "api.site.lan.", "10.0.0.1")  # the same target in another pool
+    assert other["heartbeat_hour"][-10:] == "u" * 10
+
+
+def test_a_member_still_drained_is_drained_up_to_now() -> None:
+    clock = Clock(DAY * 10)
+    h = History(clock)
+    h.drained("web.", "10.0.0.1", True)
+    clock.now += 120
+    assert h.summary(T, "web.", "10.0.0.1")["heartbeat_hour"][-3:] == "rrr"
