@@ -26,6 +26,11 @@ UDP_BATCH = 64
 UDP_RECV = 4096
 """Larger queries are not DNS queries we can answer; they arrive cut and fail to parse."""
 UDP_SOCKET_BUFFER = 4 << 20
+MDNS_PORT = 5353
+"""mDNS responders (avahi, on most Linux desktops) hold 0.0.0.0:5353 with SO_REUSEADDR, as
+mDNS needs the port shared (RFC 6762 §15.1). A listener on one address of that port sets it
+too, so it binds beside them (the example config's 127.0.0.1:5353) and, being the more
+specific socket, gets the unicast queries sent to its address; multicast stays theirs."""
 
 
 WILDCARDS = ("0.0.0.0", "::")
@@ -53,6 +58,8 @@ class UdpListener:
                 sock.setsockopt(socket.SOL_SOCKET, opt, UDP_SOCKET_BUFFER)
             if freebind:
                 sockopts.set_freebind(sock)
+            if port == MDNS_PORT and host not in WILDCARDS:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             if host in WILDCARDS:
                 sockopts.want_destination(sock)
             sock.bind((host, port))

@@ -72,3 +72,29 @@ def test_only_wildcards_ask_for_destination_addresses() -> None:
         assert listener.sock.getsockopt(socket.IPPROTO_IP, 8) == 1  # IP_PKTINFO
     finally:
         listener.sock.close()
+
+
+def test_the_example_port_binds_beside_an_mdns_responder(tmp_path: Path) -> None:
+    # avahi holds 0.0.0.0:5353 (UDP) with SO_REUSEADDR on most Linux desktops.
+    avahi = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    avahi.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        avahi.bind(("0.0.0.0", 5353))
+    except OSError as exc:
+        avahi.close()
+        pytest.skip(f"port 5353 is taken here without SO_REUSEADDR: {exc}")
+    path = tmp_path / "edgedns.yaml"
+    path.write_text(CONFIG.replace("0.0.0.0:0", "127.0.0.1:5353"))
+
+    async def main() -> str:
+        server = Server(config_mod.load(path))
+        await server.start()
+        try:
+            query = dns.message.make_query("www.site.lan", "A")
+            reply = await dns.asyncquery.udp(query, "127.0.0.1", port=5353, timeout=2)
+            return reply.answer[0][0].address
+        finally:
+            await server.stop()
+
+    with avahi:
+        assert asyncio.run(main()) == "192.0.2.1"
