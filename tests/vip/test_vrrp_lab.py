@@ -285,3 +285,18 @@ def test_host_whose_pools_are_all_down_hands_over(lan: LanLab, tmp_path: Path) -
     metrics = a.get("/metrics").decode()
     assert 'edgedns_vrrp_state{family="IPv4",state="backup",vrid="51"} 1.0' in metrics
     assert 'edgedns_vrrp_priority{family="IPv4",vrid="51"} 1.0' in metrics
+
+
+@pytest.mark.skipif(shutil.which("dnsperf") is None, reason="needs dnsperf")
+def test_saturating_queries_cause_no_state_change(lan: LanLab, tmp_path: Path) -> None:
+    a, b = pair(lan, tmp_path, top="rate_limit: false\n")  # one client, full speed
+    before = a.router()["transitions"] + b.router()["transitions"]
+    queries = tmp_path / "queries.txt"
+    queries.write_text("who.site.lan TXT\n")
+    done = lan.exec("client", "dnsperf", "-s", VIP, "-p", str(PORT), "-d", str(queries),
+                    "-l", "5", "-c", "8", "-q", "500", timeout=60)
+    qps = float(re.search(r"Queries per second:\s+([\d.]+)", done.stdout).group(1))
+    assert qps > 1000, done.stdout  # the master was busy answering, not idle
+    time.sleep(1.1)  # /status is rebuilt at most once a second
+    assert a.router()["transitions"] + b.router()["transitions"] == before
+    assert a.status()["vrrp"]["self_check"]["down"] is None
