@@ -5,6 +5,7 @@ Commands only turn arguments into a `Config` and hand it on; they hold no logic 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -12,6 +13,7 @@ import sys
 import urllib.error
 import urllib.parse
 import urllib.request
+from pathlib import Path
 
 import click
 from dnslib import QTYPE
@@ -20,7 +22,11 @@ from edgedns import __version__
 from edgedns import config as config_mod
 from edgedns.admin import status as status_mod
 from edgedns.authority.lint import dangling_targets
+from edgedns.config import documents as config_documents
+from edgedns.config import yaml as yaml_file
 from edgedns.dns import names
+from edgedns.etcd import source as etcd_source
+from edgedns.etcd.client import EtcdClient, EtcdError, EtcdSettings
 from edgedns.pools.health import icmp
 from edgedns.pools.health.icmp import IcmpUnavailable
 from edgedns.server import lifecycle as server
@@ -31,7 +37,7 @@ LOG_LEVELS = ("debug", "info", "warning", "error")
 
 def _load(path: str, listen: tuple[str, ...] = ()) -> config_mod.Config:
     try:
-        return config_mod.load(path, listen)
+        return etcd_source.load_any(path, listen)
     except config_mod.ConfigError as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -63,7 +69,7 @@ def serve(config_path: str, listen: tuple[str, ...], admin: str | None, log_leve
         logging.getLogger(always).setLevel(min(logging.INFO, logging.getLevelName(
             log_level.upper())))
     try:
-        cfg = config_mod.load(config_path, listen, admin)
+        cfg = etcd_source.load_any(config_path, listen, admin)
     except config_mod.ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     try:
@@ -232,6 +238,77 @@ def _drain_command(drained: bool):
 
 drain = _drain_command(True)
 undrain = _drain_command(False)
+
+
+@main.command()
+@click.option("-c", "--config", "config_path", required=True, type=click.Path(dir_okay=False),
+              help="A config file whose zones and shared settings to push.")
+@click.option("--etcd", "endpoints", required=True, metavar="URL[,URL...]",
+              help="The etcd cluster's client URLs.")
+@click.option("--prefix", default="/edgedns/", show_default=True)
+def push(config_path: str, endpoints: str, prefix: str) -> None:
+    """Validate CONFIG and make the keys under PREFIX its zones and shared settings, in one
+    transaction that fails if another push changed them meanwhile."""
+    cfg = _load(config_path)
+    if cfg.etcd is not None:
+        raise click.ClickException(f"{config_path} is a bootstrap file (it has `source`): "
+                                   "push the file that holds the zones")
+    raw = _raw(config_path)
+    try:
+        documents, left = config_documents.from_tree(prefix, raw, config_path)
+    except config_mod.ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    client = EtcdClient(EtcdSettings(_endpoints(endpoints), prefix))
+    try:
+        revision = asyncio.run(_push(client, prefix, documents))
+    except EtcdError as exc:
+        raise click.ClickException(f"push: {exc}") from None
+    click.echo(f"pushed {len(documents) - 1} zones and the shared settings to {prefix} "
+               f"(revision {revision})")
+    if left:
+        click.echo(f"not pushed, node-local: {', '.join(left)}")
+
+
+async def _push(client: EtcdClient, prefix: str, documents: dict[str, str]) -> int:
+    await client.authenticate()
+    return await client.replace_prefix(prefix, documents, None)
+
+
+@main.command()
+@click.option("--etcd", "endpoints", required=True, metavar="URL[,URL...]",
+              help="The etcd cluster's client URLs.")
+@click.option("--prefix", default="/edgedns/", show_default=True)
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="The file to write.")
+def pull(endpoints: str, prefix: str, output: str) -> None:
+    """Write the zones and shared settings under PREFIX to a config file (without the
+    node-local keys: add `listen` and the rest to serve it)."""
+    settings = EtcdSettings(_endpoints(endpoints), prefix)
+    try:
+        documents = asyncio.run(etcd_source.read(settings))
+        tree, _ = config_documents.tree(prefix, documents.documents)
+    except EtcdError as exc:
+        raise click.ClickException(f"pull: {exc}") from None
+    except config_mod.ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    text = f"# edgedns pull {prefix} at revision {documents.revision}\n" + \
+        yaml_file.dump(tree)
+    Path(output).write_text(text, encoding="utf-8")
+    click.echo(f"wrote {len(tree.get('zones', {}))} zones (revision {documents.revision}) "
+               f"to {output}")
+
+
+def _endpoints(text: str) -> tuple[str, ...]:
+    return tuple(u if u.startswith(("http://", "https://")) else f"http://{u}"
+                 for u in (part.strip() for part in text.split(",")) if u)
+
+
+def _raw(path: str) -> dict:
+    try:
+        raw = yaml_file.load(Path(path).read_text(encoding="utf-8"), path)
+    except (OSError, yaml_file.YamlError) as exc:
+        raise click.ClickException(f"{path}: {exc}") from None
+    return raw if isinstance(raw, dict) else {}
 
 
 def _url_host(host: str) -> str:

@@ -116,6 +116,15 @@ class ServerCollector:
         yield from self._pools()
         yield from self._forwarding()
         yield from self._vrrp()
+        config = server.config
+        if config.etcd is not None and config.documents is not None:
+            yield _one(GaugeMetricFamily, "edgedns_etcd_revision",
+                       "The etcd revision of the documents served", config.documents.revision)
+            yield _one(GaugeMetricFamily, "edgedns_etcd_connected",
+                       "1 while the etcd watch runs", float(server.etcd.connected))
+            yield _one(GaugeMetricFamily, "edgedns_etcd_from_cache",
+                       "1 while serving documents from the cache file (etcd unreachable)",
+                       float(config.documents.from_cache))
 
         reloads = CounterMetricFamily("edgedns_reloads", "Config reloads tried",
                                       labels=("result",))

@@ -84,6 +84,20 @@ def snapshot(server: Server) -> dict[str, Any]:
         "zones": zones,
         "pools": pool_list,
     }
+    config = server.config
+    if config.etcd is not None and config.documents is not None:
+        documents = config.documents
+        out["etcd"] = {
+            "endpoints": list(config.etcd.endpoints),
+            "prefix": config.etcd.prefix,
+            "serving_revision": documents.revision,
+            "watched_revision": server.etcd.revision,
+            "connected": server.etcd.connected,
+            "last_error": server.etcd.last_error,
+            "from_cache": documents.from_cache,
+            "cache_age_seconds": (round(time.time() - documents.saved_at, 1)
+                                  if documents.from_cache and documents.saved_at else None),
+        }
     if server.vrrp is not None:
         vrrp = server.vrrp.status()
         for router in vrrp["routers"]:
@@ -152,6 +166,13 @@ def table(snap: dict[str, Any]) -> str:
     ]
     if not reload["ok"]:
         lines.append(f"LAST RELOAD FAILED at {reload['at']}: {reload['error']}")
+    etcd = snap.get("etcd")
+    if etcd:
+        state = "connected" if etcd["connected"] else f"NOT CONNECTED ({etcd['last_error']})"
+        cached = (f", FROM THE CACHE ({etcd['cache_age_seconds']} s old)"
+                  if etcd["from_cache"] else "")
+        lines.append(f"etcd {','.join(etcd['endpoints'])} {etcd['prefix']}: serving revision "
+                     f"{etcd['serving_revision']}{cached}, {state}")
     engine = snap["health_engine"]
     if engine["stalled"]:
         lines.append(f"HEALTH ENGINE STALLED: no probe result for "

@@ -8,13 +8,15 @@ values, conflicting zone data. The top level is read here; each section by its o
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from edgedns import heap
 from edgedns.authority.zone import Zone
+from edgedns.config import documents as etcd_documents
 from edgedns.config import yaml as yaml_file
+from edgedns.config.documents import Documents
 from edgedns.config.forward import ForwardSection
 from edgedns.config.reader import (
     ConfigError,
@@ -23,11 +25,14 @@ from edgedns.config.reader import (
     parse_endpoint,
     parse_size,
 )
+from edgedns.config.source import SourceSection
 from edgedns.config.vip import VipSection
 from edgedns.config.zones import ZonesSection
 from edgedns.dns.presentation import shown
+from edgedns.etcd.client import EtcdSettings
 from edgedns.forward.cache import CacheSettings
 from edgedns.forward.forwarder import ForwardSettings
+from edgedns.pools.drain import default_state_dir
 from edgedns.pools.health.checks import CheckSpec
 from edgedns.pools.pool import PoolSpec
 from edgedns.server.hooks import NotifySettings
@@ -37,7 +42,7 @@ from edgedns.vip.settings import VrrpSettings
 DEFAULT_LISTEN = ("127.0.0.1:5353",)
 TOP_KEYS = ("listen", "tcp", "defaults", "zones", "forward", "cache", "admin", "reload_interval",
             "query_log", "shutdown_timeout", "debug_allow", "packet_cache", "rate_limit",
-            "state_dir", "notify", "user", "vrrp")
+            "state_dir", "notify", "user", "vrrp", "source")
 RATE_LIMIT_KEYS = ("responses_per_second", "slip", "ipv4_prefix", "ipv6_prefix", "exempt")
 DEBUG_ALLOW = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
 ADMIN_KEYS = ("listen", "token")
@@ -95,14 +100,20 @@ class Config:
     (`edgedns.pools.drain.default_state_dir`)."""
     vrrp: VrrpSettings | None = None
     """The virtual addresses this node may hold; None: none."""
+    etcd: EtcdSettings | None = None
+    """Where zones and shared settings come from (`source.etcd`); None: this file."""
+    documents: Documents | None = None
+    """The etcd documents this config was made from."""
 
 
 def load(path: str | Path, listen_override: tuple[str, ...] = (),
-         admin_override: str | None = None) -> Config:
+         admin_override: str | None = None, documents: Documents | None = None) -> Config:
     """Read, parse and validate the config at `path`. Raises `ConfigError`.
 
     `listen_override` replaces the file's `listen` and `admin_override` its `admin.listen`
-    (``off`` turns the endpoint off): ``serve --listen`` and ``serve --admin``."""
+    (``off`` turns the endpoint off): ``serve --listen`` and ``serve --admin``. A bootstrap
+    file (one with `source`) takes its zones and shared settings from `documents`
+    (`edgedns.etcd.source`); an error in one names its etcd key."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -115,31 +126,63 @@ def load(path: str | Path, listen_override: tuple[str, ...] = (),
     except yaml_file.YamlError as exc:
         raise ConfigError(path, "", str(exc)) from None
     parser = _Parser(path)
+    raw = raw if raw is not None else {}
+    origin: dict[str, str] = {}
+    etcd = None
+    if isinstance(raw, dict) and "source" in raw:
+        etcd = parser.etcd_source(raw["source"], "source")
+        if "zones" in raw:
+            raise ConfigError(path, "zones", "come from etcd with `source`: push them "
+                              "(edgedns push) instead of listing them here")
+        if documents is None:
+            raise ConfigError(path, "source", "the etcd documents were not read")
+        shared, origin = etcd_documents.tree(etcd.prefix, documents.documents)
+        raw = {**shared, **raw}
     try:
         with heap.collector_paused():  # see edgedns.heap: a big zone loads far faster
-            return parser.config(raw if raw is not None else {}, listen_override,
-                                 admin_override)
+            config = parser.config(raw, listen_override, admin_override)
     except ConfigError as exc:
         exc.files = tuple(parser.files)
-        raise
+        raise etcd_documents.locate(exc, origin) if origin else exc from None
+    return config if etcd is None else replace(config, etcd=etcd, documents=documents)
+
+
+def load_source(path: str | Path) -> tuple[EtcdSettings, Path] | None:
+    """The `source` of the bootstrap file at `path` and where its documents are cached, or
+    None for a file that holds its zones itself. Raises `ConfigError`."""
+    path = Path(path)
+    raw = _read(path)
+    if not isinstance(raw, dict) or "source" not in raw:
+        return None
+    parser = _Parser(path)
+    settings = parser.etcd_source(raw["source"], "source")
+    if settings.cache is not None:
+        return settings, Path(settings.cache)
+    state = (path.parent / parser.text(raw["state_dir"], "state_dir", "a directory path")
+             if "state_dir" in raw else default_state_dir())
+    return settings, etcd_documents.default_cache(state)
+
+
+def _read(path: Path) -> Any:
+    try:
+        return yaml_file.load(path.read_text(encoding="utf-8"), str(path))
+    except OSError as exc:
+        raise ConfigError(path, "", f"cannot read: {exc.strerror}") from None
+    except (UnicodeDecodeError, yaml_file.YamlError) as exc:
+        raise ConfigError(path, "", str(exc)) from None
 
 
 def load_admin(path: str | Path) -> AdminSettings:
     """Only the `admin` section of the config at `path`, validated as `load` would (for
     ``edgedns status -c FILE``: no zone is read). Raises `ConfigError`."""
     path = Path(path)
-    try:
-        raw = yaml_file.load(path.read_text(encoding="utf-8"), str(path))
-    except OSError as exc:
-        raise ConfigError(path, "", f"cannot read: {exc.strerror}") from None
-    except (UnicodeDecodeError, yaml_file.YamlError) as exc:
-        raise ConfigError(path, "", str(exc)) from None
+    raw = _read(path)
     if not isinstance(raw, dict) or "admin" not in raw:
         return AdminSettings()
     return _Parser(path).admin(raw["admin"], "admin")
 
 
-class _Parser(ZonesSection, VipSection, ForwardSection):
+class _Parser(ZonesSection, VipSection, ForwardSection, SourceSection):
     """The whole file: the top level here, each section in its module."""
 
     def config(self, raw: Any, listen_override: tuple[str, ...],

@@ -99,6 +99,26 @@ _Loader.add_constructor("tag:yaml.org,2002:int", _Loader.construct_yaml_int)
 _Loader.add_constructor("tag:yaml.org,2002:float", _Loader.construct_yaml_float)
 
 
+class _Dumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # type: ignore[misc]
+    pass
+
+
+def _number(dumper: yaml.SafeDumper, value: Int | Float) -> yaml.ScalarNode:
+    tag = "tag:yaml.org,2002:int" if isinstance(value, int) else "tag:yaml.org,2002:float"
+    return dumper.represent_scalar(tag, source_text(value))
+
+
+_Dumper.add_representer(Int, _number)
+_Dumper.add_representer(Float, _number)
+
+
+def dump(value: Any) -> str:
+    """YAML text that `load` reads back as `value`: numbers as they were written, keys and
+    strings quoted where YAML would read them as something else."""
+    return yaml.dump(value, Dumper=_Dumper, sort_keys=False, allow_unicode=True,
+                     default_flow_style=False)
+
+
 def _check_expansion(root: Node) -> None:
     """Raise unless `root`, with aliases expanded, holds at most `MAX_NODES` nodes. Each
     distinct node is visited once (sizes are remembered), so this costs what the file does."""

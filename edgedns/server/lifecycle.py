@@ -36,9 +36,11 @@ from edgedns.admin.metrics import QueryStats
 from edgedns.authority.answers import Answers
 from edgedns.authority.catalog import Catalog
 from edgedns.config import Config, Endpoint
+from edgedns.config.documents import Documents
 from edgedns.config.reader import parse_address
 from edgedns.dns import names
 from edgedns.dns.names import Name
+from edgedns.etcd import source as etcd_source
 from edgedns.forward.cache import Cache
 from edgedns.forward.forwarder import Forwarder
 from edgedns.pools.drain import DrainStore, default_state_dir
@@ -62,6 +64,7 @@ summary = logging.getLogger("edgedns.summary")
 """Start-up, reload and shutdown lines: shown at every --log-level (see `cli.serve`)."""
 
 _WATCH = "config-watch"
+_ETCD = "etcd-watch"
 _BIND_ATTEMPTS = 20
 """Tries at finding a port free on both UDP and TCP when the config asks for port 0."""
 
@@ -146,6 +149,10 @@ class Server:
         """The open-files limit `run` raised to; -1 when unknown (no caps shrink then)."""
         self.vrrp: VirtualRouters | None = None
         """The virtual addresses (`vrrp`), once started."""
+        self.etcd = etcd_source.Follow()
+        """How following etcd goes (with `source: {etcd: ...}`)."""
+        self._etcd_latest: Documents | None = None
+        """The newest documents the watch delivered (what the next reload loads)."""
 
     @property
     def bound(self) -> list[Endpoint]:
@@ -214,6 +221,8 @@ class Server:
         self.scheduler.start(self.icmp)
         if self.config.reload_interval > 0:
             self.supervisor.start(_WATCH, self._watch_files)
+        if self.config.etcd is not None:
+            self.supervisor.start(_ETCD, self._follow_etcd)
         self.supervisor.start(hooks.TASK, self.hooks.run)
         if self.config.user is not None:
             self._drop_privileges(self.config.user)
@@ -352,7 +361,8 @@ class Server:
     def _prepare(self, previous: PoolSet, old_cache: Cache | None
                  ) -> tuple[Config, PoolSet, QueryHandler]:
         """On the worker thread: the new config and everything answering from it."""
-        config = config_mod.load(self.config.source, self.listen_override, self.admin_override)
+        config = config_mod.load(self.config.source, self.listen_override, self.admin_override,
+                                 self._etcd_latest or self.config.documents)
         pools = PoolSet(config.pools, previous=previous)
         cache = old_cache if old_cache is not None and config.cache == self.config.cache else None
         return config, pools, build_handler(config, pools, self.stats, cache)
@@ -407,7 +417,7 @@ class Server:
             return False
         # The swap: no await from here on, so no query sees half of it.
         retired = [zone.nodes for zone in self.config.zones]
-        old_vrrp = self.config.vrrp
+        old_vrrp, old_etcd = self.config.vrrp, self.config.etcd
         if config.state_dir != self.config.state_dir:
             self.drains = DrainStore.load(config.state_dir or default_state_dir())
         self._apply_drains(pools)
@@ -438,6 +448,12 @@ class Server:
             self._retire(old_forwarder)
         if config.vrrp != old_vrrp:
             await self._restart_vrrp(config)
+        if config.etcd != old_etcd:
+            await self.supervisor.stop(_ETCD)
+            if config.etcd is not None:
+                self.supervisor.start(_ETCD, self._follow_etcd)
+        if config.documents is not None and not config.documents.from_cache:
+            self._worker.submit(self._keep_documents, config)
         self.reloads.successes += 1
         self.reloads.last_error = None
         self.hooks.settings = config.notify
@@ -505,6 +521,25 @@ class Server:
         task = asyncio.get_running_loop().create_task(retire())
         self._retiring.add(task)
         task.add_done_callback(self._retiring.discard)
+
+    async def _follow_etcd(self) -> None:
+        assert self.config.etcd is not None and self.config.documents is not None
+        await etcd_source.follow(self.config.etcd, self._etcd_latest or self.config.documents,
+                                 self.etcd, self._etcd_changed)
+
+    def _etcd_changed(self, documents: Documents) -> None:
+        self._etcd_latest = documents
+        self.request_reload(f"etcd revision {documents.revision}")
+
+    def _keep_documents(self, config: Config) -> None:
+        """On the worker: the documents just applied become the cache's (the last good)."""
+        found = config_mod.load_source(config.source)
+        if found is not None and config.documents is not None:
+            try:
+                etcd_source.save(found[1], config.documents)
+            except OSError as exc:
+                log.warning("etcd: cannot keep the documents in %s: %s", found[1],
+                            exc.strerror)
 
     async def _watch_files(self) -> None:
         while True:

@@ -34,7 +34,7 @@ from tests.lanlab import (
     start_keepalived,
     vrrp_yaml,
 )
-from tests.support import wait_until
+from tests.support import daemon, wait_until
 
 pytestmark = pytest.mark.skipif(lanlab.available() is not None,
                                 reason=lanlab.available() or "")
@@ -194,7 +194,7 @@ def test_adverts_from_outside_the_unicast_peers_are_ignored(lan: LanLab,
     assert b.state() == "backup"
 
 
-needs_keepalived = pytest.mark.skipif(shutil.which("keepalived") is None,
+needs_keepalived = pytest.mark.skipif(daemon("keepalived") is None,
                                       reason="needs keepalived (apt-get install keepalived)")
 
 

@@ -1,0 +1,235 @@
+"""Zones and shared settings from etcd, against a real three-member etcd cluster
+(`tests.etcdlab`) and real ``edgedns serve`` nodes: push, serve, follow changes, refuse bad
+documents naming their key, keep serving and restart from the cache while etcd is down,
+survive a member's death and a compaction, pull back what was pushed.
+
+Figures (how fast a change reaches every node) belong in bench/; here only that it does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import subprocess
+import sys
+import textwrap
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import dns.message
+import dns.query
+import pytest
+from click.testing import CliRunner
+
+from edgedns import config as config_mod
+from edgedns.cli import main
+from edgedns.config.documents import Documents
+from edgedns.etcd import source as etcd_source
+from edgedns.etcd.client import EtcdClient, EtcdError, EtcdSettings
+from tests.etcdlab import ETCD, EtcdCluster
+from tests.support import free_port, wait_until
+
+pytestmark = pytest.mark.skipif(ETCD is None, reason="needs etcd (apt-get install etcd-server)")
+
+SITE = """\
+forward: {upstreams: ['127.0.0.1:9'], timeout: 1s}
+zones:
+  site.lan:
+    records:
+      www: {A: 192.0.2.1}
+      "1.10": {TXT: "010"}
+  other.lan: {}
+"""
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[EtcdCluster]:
+    with EtcdCluster(tmp_path / "etcd") as running:
+        yield running
+
+
+class Node:
+    """``edgedns serve`` with a bootstrap file naming the cluster."""
+
+    def __init__(self, work: Path, name: str, endpoints: list[str]) -> None:
+        self.dir = work / name
+        self.dir.mkdir(parents=True)
+        self.port, self.admin = free_port(), free_port()
+        self.bootstrap = self.dir / "bootstrap.yaml"
+        self.bootstrap.write_text(textwrap.dedent(f"""\
+            listen: [127.0.0.1:{self.port}]
+            admin: 127.0.0.1:{self.admin}
+            state_dir: state
+            source: {{etcd: {{endpoints: [{', '.join(endpoints)}]}}}}
+            """))
+        self.log = self.dir / "log"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> Node:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "edgedns", "serve", "-c", str(self.bootstrap)],
+            stdout=self.log.open("a"), stderr=subprocess.STDOUT)
+        wait_until(lambda: self._admin_up(), within=15)
+        return self
+
+    def _admin_up(self) -> bool:
+        try:
+            self.status()
+            return True
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(timeout=15)
+
+    def status(self) -> dict:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.admin}/status", timeout=5) as r:
+            return json.loads(r.read())
+
+    def answer(self, name: str, rdtype: str = "A") -> list[str]:
+        reply = dns.query.udp(dns.message.make_query(name, rdtype), "127.0.0.1",
+                              port=self.port, timeout=2)
+        return sorted(rd.to_text() for rrset in reply.answer for rd in rrset)
+
+
+@pytest.fixture
+def nodes(tmp_path: Path) -> Iterator[list[Node]]:
+    started: list[Node] = []
+    yield started
+    for node in started:
+        node.stop()
+
+
+def push(cluster: EtcdCluster, tmp_path: Path, text: str) -> str:
+    path = tmp_path / "site.yaml"
+    path.write_text(text)
+    result = CliRunner().invoke(main, ["push", "-c", str(path), "--etcd",
+                                       ",".join(cluster.endpoints)])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_a_pushed_change_is_served_by_every_node(cluster, nodes, tmp_path) -> None:
+    assert push(cluster, tmp_path, SITE).startswith("pushed 2 zones and the shared settings")
+    nodes += [Node(tmp_path, f"n{i}", cluster.endpoints).start() for i in range(3)]
+    assert all(node.answer("www.site.lan") == ["192.0.2.1"] for node in nodes)
+    assert nodes[0].answer("1.10.site.lan", "TXT") == ['"010"']  # written as written
+    push(cluster, tmp_path, SITE.replace("192.0.2.1", "192.0.2.2"))
+    for node in nodes:
+        wait_until(lambda node=node: node.answer("www.site.lan") == ["192.0.2.2"], within=5)
+    etcd = nodes[1].status()["etcd"]
+    assert etcd["connected"] and not etcd["from_cache"]
+    assert etcd["serving_revision"] == etcd["watched_revision"]
+
+
+def test_a_bad_document_is_refused_and_the_old_state_keeps_serving(cluster, nodes,
+                                                                    tmp_path) -> None:
+    push(cluster, tmp_path, SITE)
+    nodes += [Node(tmp_path, f"n{i}", cluster.endpoints).start() for i in range(2)]
+    client = EtcdClient(EtcdSettings(tuple(cluster.endpoints)))
+    bad = "records: {www: {CNAME: web, A: 192.0.2.9}}"
+    asyncio.run(client.replace_prefix("/edgedns/", {
+        **asyncio.run(client.get_prefix("/edgedns/"))[1], "/edgedns/zones/site.lan": bad},
+        None))
+    for node in nodes:
+        wait_until(lambda node=node: node.status()["last_reload"]["error"] is not None,
+                   within=5)
+        error = node.status()["last_reload"]["error"]
+        assert error.startswith("etcd:/edgedns/zones/site.lan: records.www.CNAME: ")
+        assert node.answer("www.site.lan") == ["192.0.2.1"]
+
+
+def test_node_local_keys_in_etcd_are_refused_naming_the_key(cluster, tmp_path) -> None:
+    client = EtcdClient(EtcdSettings(tuple(cluster.endpoints)))
+    asyncio.run(client.replace_prefix("/edgedns/", {
+        "/edgedns/settings": "listen: ['0.0.0.0:53']", "/edgedns/zones/a.lan": "{}"}, None))
+    node = Node(tmp_path, "n0", cluster.endpoints)
+    result = CliRunner().invoke(main, ["check", "-c", str(node.bootstrap)])
+    assert result.exit_code == 1
+    assert "etcd:/edgedns/settings: listen: is node-local" in result.output
+
+
+def test_with_etcd_down_nodes_serve_and_a_restarted_node_uses_its_cache(cluster, nodes,
+                                                                       tmp_path) -> None:
+    push(cluster, tmp_path, SITE)
+    node = Node(tmp_path, "n0", cluster.endpoints).start()
+    nodes.append(node)
+    for i in range(3):
+        cluster.stop(i)
+    assert node.answer("www.site.lan") == ["192.0.2.1"]
+    node.stop()
+    node.start()  # etcd is unreachable: the cache of the last good documents serves
+    assert node.answer("www.site.lan") == ["192.0.2.1"]
+    etcd = node.status()["etcd"]
+    assert etcd["from_cache"] and not etcd["connected"] and etcd["cache_age_seconds"] >= 0
+    assert "no etcd endpoint answered" in etcd["last_error"]
+    for i in range(3):
+        cluster.start(i, wait=False)
+    cluster.wait_healthy()
+    push(cluster, tmp_path, SITE.replace("192.0.2.1", "192.0.2.3"))
+    wait_until(lambda: node.answer("www.site.lan") == ["192.0.2.3"], within=10)
+    wait_until(lambda: not node.status()["etcd"]["from_cache"], within=5)
+
+
+def test_one_member_of_three_down_changes_nothing(cluster, nodes, tmp_path) -> None:
+    push(cluster, tmp_path, SITE)
+    node = Node(tmp_path, "n0", cluster.endpoints).start()
+    nodes.append(node)
+    cluster.stop(0)  # the first endpoint: the one the node was using
+    push(cluster, tmp_path, SITE.replace("192.0.2.1", "192.0.2.4"))
+    wait_until(lambda: node.answer("www.site.lan") == ["192.0.2.4"], within=10)
+
+
+def test_a_watch_from_a_compacted_revision_reads_the_prefix_again(cluster, tmp_path) -> None:
+    settings = EtcdSettings(tuple(cluster.endpoints))
+    client = EtcdClient(settings)
+
+    async def scenario() -> Documents:
+        old, _ = await client.get_prefix("/edgedns/")
+        await client.replace_prefix("/edgedns/", {"/edgedns/zones/a.lan": "{}"}, None)
+        latest = await client.replace_prefix("/edgedns/", {"/edgedns/zones/b.lan": "{}"},
+                                             None)
+        await client._post("/v3/kv/compaction", {"revision": str(latest), "physical": True})
+        seen: asyncio.Future[Documents] = asyncio.get_running_loop().create_future()
+        state = etcd_source.Follow()
+        task = asyncio.create_task(etcd_source.follow(
+            settings, Documents(old, {}), state,
+            lambda docs: seen.done() or seen.set_result(docs)))
+        try:
+            documents = await asyncio.wait_for(seen, 10)
+        finally:
+            task.cancel()
+        assert state.compactions == 1
+        return documents
+
+    documents = asyncio.run(scenario())
+    assert documents.documents == {"/edgedns/zones/b.lan": "{}"}
+
+
+def test_a_push_guarded_by_an_old_read_fails(cluster) -> None:
+    client = EtcdClient(EtcdSettings(tuple(cluster.endpoints)))
+
+    async def scenario() -> None:
+        read, _ = await client.get_prefix("/edgedns/")
+        await client.replace_prefix("/edgedns/", {"/edgedns/zones/a.lan": "{}"}, None)
+        with pytest.raises(EtcdError, match="changed after revision"):
+            await client.replace_prefix("/edgedns/", {"/edgedns/zones/b.lan": "{}"}, read)
+
+    asyncio.run(scenario())
+
+
+def test_pull_writes_back_what_was_pushed(cluster, tmp_path) -> None:
+    push(cluster, tmp_path, SITE + "listen: [127.0.0.1:5399]\n")
+    out = tmp_path / "pulled.yaml"
+    result = CliRunner().invoke(main, ["pull", "--etcd", ",".join(cluster.endpoints),
+                                       "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    pulled = config_mod.load(out)
+    original = config_mod.load(tmp_path / "site.yaml")
+    assert ({z.origin: z for z in pulled.zones} == {z.origin: z for z in original.zones})
+    assert pulled.forward == original.forward
+    assert "listen" not in out.read_text()  # node-local: not in etcd
