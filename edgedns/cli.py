@@ -26,7 +26,7 @@ from edgedns.config import documents as config_documents
 from edgedns.config import yaml as yaml_file
 from edgedns.dns import names
 from edgedns.etcd import source as etcd_source
-from edgedns.etcd.client import EtcdClient, EtcdError, EtcdSettings
+from edgedns.etcd.client import EtcdClient, EtcdError, EtcdSettings, Refused
 from edgedns.pools.health import icmp
 from edgedns.pools.health.icmp import IcmpUnavailable
 from edgedns.server import lifecycle as server
@@ -261,6 +261,12 @@ def push(config_path: str, endpoints: str, prefix: str) -> None:
     client = EtcdClient(EtcdSettings(_endpoints(endpoints), prefix))
     try:
         revision = asyncio.run(_push(client, prefix, documents))
+    except Refused as exc:
+        size = sum(len(k) + len(v) for k, v in documents.items())
+        raise click.ClickException(
+            f"push: {exc}. A push is one transaction, here of up to {len(documents)} keys "
+            f"and {size:,} bytes; etcd allows 128 operations and 1.5 MiB per request unless "
+            "started with larger --max-txn-ops and --max-request-bytes") from None
     except EtcdError as exc:
         raise click.ClickException(f"push: {exc}") from None
     click.echo(f"pushed {len(documents) - 1} zones and the shared settings to {prefix} "

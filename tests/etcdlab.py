@@ -63,7 +63,9 @@ class EtcdCluster:
              "--listen-peer-urls", f"http://127.0.0.1:{self.peer_ports[index]}",
              "--initial-advertise-peer-urls", f"http://127.0.0.1:{self.peer_ports[index]}",
              "--initial-cluster", cluster, "--initial-cluster-token", "edgedns-test",
-             "--heartbeat-interval", "50", "--election-timeout", "500"],
+             "--heartbeat-interval", "50", "--election-timeout", "500",
+             # Room for one push of 1,000 zones (defaults: 128 operations, 1.5 MiB).
+             "--max-txn-ops", "4096", "--max-request-bytes", str(32 << 20)],
             stdout=(self.work / f"{name}.log").open("a"), stderr=subprocess.STDOUT)
         if wait:
             self.wait_healthy([index])

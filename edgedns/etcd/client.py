@@ -30,6 +30,11 @@ class EtcdError(Exception):
     """etcd could not be asked, or refused the request; the message says which and why."""
 
 
+class Refused(EtcdError):
+    """etcd answered and refused the request (too large, not permitted, ...): asking
+    another member would not help."""
+
+
 class Compacted(EtcdError):
     """A watch asked for a revision etcd has compacted away: read the prefix again."""
 
@@ -101,6 +106,8 @@ class EtcdClient:
                     data = await asyncio.wait_for(_read_body(reader), timeout)
                 finally:
                     writer.close()
+            except Refused:
+                raise
             except (OSError, asyncio.TimeoutError, EtcdError) as exc:
                 problems.append(f"{endpoints[index]}: {exc or type(exc).__name__}")
                 continue
@@ -124,8 +131,16 @@ class EtcdClient:
         await writer.drain()
         status = await reader.readline()
         if not status.startswith(b"HTTP/1.1 200"):
+            try:
+                detail = json.loads(await asyncio.wait_for(_read_body(reader), TIMEOUT))
+                reason = detail.get("error") or detail.get("message") or ""
+            except (ValueError, OSError, asyncio.TimeoutError, EtcdError, AttributeError):
+                reason = ""
             writer.close()
-            raise EtcdError(f"{path}: {status.decode(errors='replace').strip() or 'no reply'}")
+            line = status.decode(errors="replace").strip() or "no reply"
+            if status[9:10] == b"4":
+                raise Refused(f"{path}: {reason or line}")
+            raise EtcdError(f"{path}: {line}{f' ({reason})' if reason else ''}")
         return reader, writer
 
     async def authenticate(self) -> None:
