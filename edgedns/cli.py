@@ -24,6 +24,7 @@ from edgedns.admin import status as status_mod
 from edgedns.authority.lint import dangling_targets
 from edgedns.config import documents as config_documents
 from edgedns.config import yaml as yaml_file
+from edgedns.config.documents import Memo
 from edgedns.dns import names
 from edgedns.etcd import source as etcd_source
 from edgedns.etcd.client import EtcdClient, EtcdError, EtcdSettings, Refused
@@ -69,11 +70,12 @@ def serve(config_path: str, listen: tuple[str, ...], admin: str | None, log_leve
         logging.getLogger(always).setLevel(min(logging.INFO, logging.getLevelName(
             log_level.upper())))
     try:
-        cfg = etcd_source.load_any(config_path, listen, admin)
+        memo = Memo()  # what the first load parsed, for reloads to reuse
+        cfg = etcd_source.load_any(config_path, listen, admin, memo)
     except config_mod.ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     try:
-        server.run(cfg, listen, admin)
+        server.run(cfg, listen, admin, memo)
     except (OSError, IcmpUnavailable, LookupError) as exc:
         # An OSError's strerror is the sentence we made; str() would prefix "[Errno N]".
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc

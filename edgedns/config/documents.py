@@ -39,19 +39,38 @@ class Documents:
     """When they were read from etcd (wall clock), for documents from the cache."""
 
 
-def tree(prefix: str, documents: dict[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
+@dataclass(slots=True)
+class Memo:
+    """What the last load parsed, reused by the next when its inputs are the same, so that
+    a change to one zone document costs that zone: documents read as YAML (by key and
+    text), and zones built with their pools (by zone, with what they were built from)."""
+
+    documents: dict[tuple[str, str], Any] = field(default_factory=dict)
+    zones: dict[str, tuple[Any, Any, list]] = field(default_factory=dict)
+    """Zone key → (fingerprint, Zone, the zone's PoolSpecs)."""
+    reused: int = 0
+    """Zones the last load took from here instead of building them."""
+
+
+def tree(prefix: str, documents: dict[str, str], memo: Memo | None = None
+         ) -> tuple[dict[str, Any], dict[str, str]]:
     """The config tree the documents make, and which etcd key each part came from (top-level
     key or ``zones.<zone>`` → key). Raises ConfigError naming the key."""
     out: dict[str, Any] = {}
     zones: dict[str, Any] = {}
     origin: dict[str, str] = {}
+    parsed: dict[tuple[str, str], Any] = {}
     for key, text in sorted(documents.items()):
         name = key[len(prefix):]
         source = f"etcd:{key}"
-        try:
-            raw = yaml_file.load(text, source)
-        except yaml_file.YamlError as exc:
-            raise ConfigError(source, "", str(exc)) from None
+        if memo is not None and (key, text) in memo.documents:
+            raw = memo.documents[(key, text)]
+        else:
+            try:
+                raw = yaml_file.load(text, source)
+            except yaml_file.YamlError as exc:
+                raise ConfigError(source, "", str(exc)) from None
+        parsed[(key, text)] = raw
         if name == SETTINGS:
             if raw is None:
                 continue
@@ -72,6 +91,8 @@ def tree(prefix: str, documents: dict[str, str]) -> tuple[dict[str, Any], dict[s
                               f"{SETTINGS} or {prefix}{ZONES}<zone>)")
     if zones:
         out["zones"] = zones
+    if memo is not None:
+        memo.documents = parsed
     return out, origin
 
 

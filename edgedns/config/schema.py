@@ -107,13 +107,17 @@ class Config:
 
 
 def load(path: str | Path, listen_override: tuple[str, ...] = (),
-         admin_override: str | None = None, documents: Documents | None = None) -> Config:
+         admin_override: str | None = None, documents: Documents | None = None,
+         memo: etcd_documents.Memo | None = None) -> Config:
     """Read, parse and validate the config at `path`. Raises `ConfigError`.
 
     `listen_override` replaces the file's `listen` and `admin_override` its `admin.listen`
     (``off`` turns the endpoint off): ``serve --listen`` and ``serve --admin``. A bootstrap
     file (one with `source`) takes its zones and shared settings from `documents`
-    (`edgedns.etcd.source`); an error in one names its etcd key."""
+    (`edgedns.etcd.source`); an error in one names its etcd key. With `memo` (kept by the
+    caller from one load to the next), documents and zones whose inputs did not change are
+    not parsed again: a zone's inputs are its document, the shared settings document and the
+    bootstrap file (zones that read files of this node are always built anew)."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -136,7 +140,15 @@ def load(path: str | Path, listen_override: tuple[str, ...] = (),
                               "(edgedns push) instead of listing them here")
         if documents is None:
             raise ConfigError(path, "source", "the etcd documents were not read")
-        shared, origin = etcd_documents.tree(etcd.prefix, documents.documents)
+        shared, origin = etcd_documents.tree(etcd.prefix, documents.documents, memo)
+        common = (text, documents.documents.get(f"{etcd.prefix}{etcd_documents.SETTINGS}"))
+        for zone_key, body in (shared.get("zones") or {}).items():
+            if not (isinstance(body, dict) and ("file" in body or "hosts" in body)):
+                parser.fingerprints[zone_key] = (
+                    documents.documents[origin[f"zones.{zone_key}"]], common)
+        if any(isinstance(b, dict) and "hosts" in b for b in (shared.get("zones") or {}).values()):
+            parser.fingerprints.clear()  # hosts files add PTRs to other zones: build all
+        parser.memo = memo
         raw = {**shared, **raw}
     try:
         with heap.collector_paused():  # see edgedns.heap: a big zone loads far faster
@@ -144,6 +156,8 @@ def load(path: str | Path, listen_override: tuple[str, ...] = (),
     except ConfigError as exc:
         exc.files = tuple(parser.files)
         raise etcd_documents.locate(exc, origin) if origin else exc from None
+    if memo is not None:
+        memo.zones, memo.reused = parser.made, parser.reused
     return config if etcd is None else replace(config, etcd=etcd, documents=documents)
 
 
@@ -185,6 +199,14 @@ def load_admin(path: str | Path) -> AdminSettings:
 class _Parser(ZonesSection, VipSection, ForwardSection, SourceSection):
     """The whole file: the top level here, each section in its module."""
 
+    def __init__(self, source: Path) -> None:
+        super().__init__(source)
+        self.memo: etcd_documents.Memo | None = None
+        self.fingerprints: dict[str, Any] = {}
+        """Zone key → what its zone is built from, for zones `memo` may supply."""
+        self.made: dict[str, tuple[Any, Zone, list[PoolSpec]]] = {}
+        self.reused = 0
+
     def config(self, raw: Any, listen_override: tuple[str, ...],
                admin_override: str | None = None) -> Config:
         top = self.mapping(raw, "", TOP_KEYS)
@@ -204,8 +226,7 @@ class _Parser(ZonesSection, VipSection, ForwardSection, SourceSection):
             raise self.error("zones", "at least one zone is needed")
         zones_raw = self.mapping(zones_raw, "zones", tuple(zones_raw))
         hosts = self.read_hosts(zones_raw)
-        zones = tuple(self.zone(str(k), v, f"zones.{k}", hosts.get(str(k)))
-                      for k, v in zones_raw.items())
+        zones = tuple(self._zone_once(str(k), v, hosts) for k, v in zones_raw.items())
         apexes = [z.origin for z in zones]
         if len(set(apexes)) != len(apexes):
             raise self.error("zones", "the same zone is listed twice")
@@ -251,6 +272,22 @@ class _Parser(ZonesSection, VipSection, ForwardSection, SourceSection):
             forward, self.cache(top.get("cache", {}), "cache"), files=tuple(self.files),
             **given,
         )
+
+    def _zone_once(self, key: str, raw: Any, hosts: dict) -> Zone:
+        """The zone at `key`, taken from `memo` when its fingerprint (see `load`) is
+        unchanged, else built; either way remembered for the next load."""
+        fingerprint = self.fingerprints.get(key)
+        known = self.memo.zones.get(key) if self.memo is not None else None
+        if fingerprint is not None and known is not None and known[0] == fingerprint:
+            zone, pools = known[1], known[2]
+            self.pools.extend(pools)
+            self.reused += 1
+        else:
+            before = len(self.pools)
+            zone = self.zone(key, raw, f"zones.{key}", hosts.get(key))
+            pools = self.pools[before:]
+        self.made[key] = (fingerprint, zone, pools)
+        return zone
 
     def admin(self, raw: Any, path: str) -> AdminSettings:
         if raw is None or raw is False:

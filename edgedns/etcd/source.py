@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgedns import config as config_mod
-from edgedns.config.documents import Documents
+from edgedns.config.documents import Documents, Memo
 from edgedns.config.reader import ConfigError
 from edgedns.etcd.client import Compacted, EtcdClient, EtcdError, EtcdSettings
 
@@ -70,12 +70,13 @@ def fetch(settings: EtcdSettings, cache: Path) -> Documents:
 
 
 def load_any(path: str | Path, listen_override: tuple[str, ...] = (),
-             admin_override: str | None = None) -> config_mod.Config:
+             admin_override: str | None = None, memo: Memo | None = None
+             ) -> config_mod.Config:
     """`config.load`, reading the etcd documents first (or their cache, when etcd cannot be
     reached) when the file is a bootstrap file. Raises ConfigError."""
     found = config_mod.load_source(path)
     documents = None if found is None else fetch(*found)
-    return config_mod.load(path, listen_override, admin_override, documents)
+    return config_mod.load(path, listen_override, admin_override, documents, memo)
 
 
 RETRY = 1.0

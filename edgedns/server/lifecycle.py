@@ -36,7 +36,7 @@ from edgedns.admin.metrics import QueryStats
 from edgedns.authority.answers import Answers
 from edgedns.authority.catalog import Catalog
 from edgedns.config import Config, Endpoint
-from edgedns.config.documents import Documents
+from edgedns.config.documents import Documents, Memo
 from edgedns.config.reader import parse_address
 from edgedns.dns import names
 from edgedns.dns.names import Name
@@ -104,7 +104,7 @@ class _Listener:
 
 class Server:
     def __init__(self, config: Config, listen_override: tuple[str, ...] = (),
-                 admin_override: str | None = None) -> None:
+                 admin_override: str | None = None, memo: Memo | None = None) -> None:
         self.config = config
         self.listen_override = listen_override
         """Kept across reloads: ``serve --listen`` wins over the file's `listen`."""
@@ -153,6 +153,9 @@ class Server:
         """How following etcd goes (with `source: {etcd: ...}`)."""
         self._etcd_latest: Documents | None = None
         """The newest documents the watch delivered (what the next reload loads)."""
+        self._memo = memo or Memo()
+        """What reloads from etcd documents reuse (`config.load`): what loaded `config`,
+        then each reload's (used on the reload worker only)."""
 
     @property
     def bound(self) -> list[Endpoint]:
@@ -362,7 +365,7 @@ class Server:
                  ) -> tuple[Config, PoolSet, QueryHandler]:
         """On the worker thread: the new config and everything answering from it."""
         config = config_mod.load(self.config.source, self.listen_override, self.admin_override,
-                                 self._etcd_latest or self.config.documents)
+                                 self._etcd_latest or self.config.documents, self._memo)
         pools = PoolSet(config.pools, previous=previous)
         cache = old_cache if old_cache is not None and config.cache == self.config.cache else None
         return config, pools, build_handler(config, pools, self.stats, cache)
@@ -387,8 +390,8 @@ class Server:
                     self._worker, self._prepare, self.pools,
                     old_forwarder.cache if old_forwarder is not None else None)
                 heap.keep()
-            log.debug("reload (%s): config loaded and prepared in %.3f s", reason,
-                      (time.time_ns() - started) / 1e9)
+            log.debug("reload (%s): config loaded and prepared in %.3f s (%d zones reused)",
+                      reason, (time.time_ns() - started) / 1e9, self._memo.reused)
             self._files.known(_signatures(config.files, started))
             self.icmp.ensure(_icmp_versions(pools))
             for endpoint in config.listen:
@@ -416,7 +419,8 @@ class Server:
                       reason, exc, exc_info=not expected)
             return False
         # The swap: no await from here on, so no query sees half of it.
-        retired = [zone.nodes for zone in self.config.zones]
+        kept = {id(zone) for zone in config.zones}  # zones reused from the last load
+        retired = [zone.nodes for zone in self.config.zones if id(zone) not in kept]
         old_vrrp, old_etcd = self.config.vrrp, self.config.etcd
         if config.state_dir != self.config.state_dir:
             self.drains = DrainStore.load(config.state_dir or default_state_dir())
@@ -675,9 +679,10 @@ def _signatures(files: Iterable[Path], read_from_ns: int) -> dict[Path, Signatur
 
 
 def run(config: Config, listen_override: tuple[str, ...] = (),
-        admin_override: str | None = None) -> None:
-    """Run a server for `config` on uvloop when installed, else the stdlib loop."""
-    server = Server(config, listen_override, admin_override)
+        admin_override: str | None = None, memo: Memo | None = None) -> None:
+    """Run a server for `config` (loaded with `memo`, when it was) on uvloop when
+    installed, else the stdlib loop."""
+    server = Server(config, listen_override, admin_override, memo)
     try:
         import uvloop
     except ImportError:

@@ -67,3 +67,21 @@ def test_push_splits_a_file_into_zone_documents_and_shared_settings() -> None:
     assert made == {"/x/zones/a.lan": "{}\n", "/x/zones/b.lan": "{}\n",
                     "/x/settings": "query_log: true\n"}
     assert left == ["listen"]
+
+
+def test_a_memo_rebuilds_only_the_zone_whose_document_changed(tmp_path: Path) -> None:
+    memo = documents.Memo()
+    docs = {f"/edgedns/zones/z{i}.lan": f"records: {{www: {{A: 192.0.2.{i}}}}}"
+            for i in range(1, 4)}
+    path = tmp_path / "bootstrap.yaml"
+    path.write_text(BOOT)
+    first = config_mod.load(path, documents=Documents(1, docs), memo=memo)
+    assert memo.reused == 0
+    docs["/edgedns/zones/z2.lan"] = "records: {www: {A: 192.0.2.99}}"
+    second = config_mod.load(path, documents=Documents(2, docs), memo=memo)
+    assert memo.reused == 2
+    assert [a is b for a, b in zip(first.zones, second.zones, strict=True)] == [
+        True, False, True]
+    docs["/edgedns/settings"] = "defaults: {check: {interval: 1s}}"  # may change any pool
+    config_mod.load(path, documents=Documents(3, docs), memo=memo)
+    assert memo.reused == 0

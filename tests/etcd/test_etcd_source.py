@@ -121,6 +121,8 @@ def test_a_pushed_change_is_served_by_every_node(cluster, nodes, tmp_path) -> No
     push(cluster, tmp_path, SITE.replace("192.0.2.1", "192.0.2.2"))
     for node in nodes:
         wait_until(lambda node=node: node.answer("www.site.lan") == ["192.0.2.2"], within=5)
+        # other.lan did not change: its zone was reused, and still answers after the swap
+        assert node.answer("other.lan", "SOA")[0].startswith("ns1.other.lan. hostmaster.")
     etcd = nodes[1].status()["etcd"]
     assert etcd["connected"] and not etcd["from_cache"]
     assert etcd["serving_revision"] == etcd["watched_revision"]
