@@ -26,6 +26,7 @@ from edgedns.config import documents as config_documents
 from edgedns.config import yaml as yaml_file
 from edgedns.config.documents import Memo
 from edgedns.dns import names
+from edgedns.etcd import registry
 from edgedns.etcd import source as etcd_source
 from edgedns.etcd.client import EtcdClient, EtcdError, EtcdSettings, Refused
 from edgedns.pools.health import icmp
@@ -144,11 +145,21 @@ def _warnings(cfg: config_mod.Config) -> list[str]:
               "endpoint needs one (or set EDGEDNS_ADMIN_TOKEN; -c reads the config's).")
 @click.option("--json", "as_json", is_flag=True, help="Print the raw JSON snapshot.")
 @click.option("--timeout", default=3.0, show_default=True, help="Seconds to wait for it.")
+@click.option("--fleet", is_flag=True, help="Show every node in the etcd registry instead "
+              "(needs -c with a bootstrap file, or --etcd).")
+@click.option("--etcd", "endpoints", metavar="URL[,URL...]",
+              help="With --fleet: the etcd cluster to read (else the bootstrap file's).")
+@click.option("--prefix", default=None, help="With --fleet and --etcd: the documents' "
+              "prefix  [default: /edgedns/]")
 def status(config_path: str | None, admin_url: str | None, token: str | None, as_json: bool,
-           timeout: float) -> None:
+           timeout: float, fleet: bool, endpoints: str | None, prefix: str | None) -> None:
     """Show pools and members with their state; exit 1 when a pool is fully down, 2 when
     edgedns cannot be asked or its health engine is stalled (for monitoring and keepalived's
-    vrrp_script)."""
+    vrrp_script). With --fleet: every node registered in etcd; exit 1 when one lags behind
+    the newest revision."""
+    if fleet:
+        _fleet(config_path, endpoints, prefix, as_json)
+        return
     url, token = _admin_target("status", config_path, admin_url, token)
     try:
         snap = json.loads(_ask_admin("status", url + "/status", token, timeout))
@@ -163,6 +174,44 @@ def status(config_path: str | None, admin_url: str | None, token: str | None, as
     if down:
         click.echo(f"fully down: {', '.join(down)}", err=True)
         sys.exit(1)
+
+
+def _fleet(config_path: str | None, endpoints: str | None, prefix: str | None,
+           as_json: bool) -> None:
+    if endpoints:
+        settings = EtcdSettings(_endpoints(endpoints), prefix or "/edgedns/")
+    elif config_path:
+        try:
+            found = config_mod.load_source(config_path)
+        except config_mod.ConfigError as exc:
+            raise click.ClickException(str(exc)) from None
+        if found is None:
+            raise click.ClickException(f"{config_path} has no `source: {{etcd: ...}}`")
+        settings = found[0]
+    else:
+        raise click.ClickException("--fleet needs -c BOOTSTRAP or --etcd URL[,URL...]")
+    try:
+        revision, nodes = asyncio.run(_read_fleet(settings))
+    except EtcdError as exc:
+        click.echo(f"edgedns status: {exc}", err=True)
+        sys.exit(2)
+    if as_json:
+        click.echo(json.dumps({"revision": revision, "nodes": nodes}, indent=2))
+    else:
+        click.echo(f"etcd {','.join(settings.endpoints)} {settings.prefix}: documents at "
+                   f"revision {revision}, {len(nodes)} nodes")
+        for line in status_mod.fleet_lines(nodes, revision):
+            click.echo(line)
+    lagging = [n.get("node", "?") for n in nodes if n.get("lagging")]
+    if lagging:
+        click.echo(f"lagging behind revision {revision}: {', '.join(lagging)}", err=True)
+        sys.exit(1)
+
+
+async def _read_fleet(settings: EtcdSettings) -> tuple[int, list[dict]]:
+    client = EtcdClient(settings)
+    await client.authenticate()
+    return await registry.fleet(client, settings.prefix)
 
 
 def _admin_target(command: str, config_path: str | None, admin_url: str | None,

@@ -36,6 +36,7 @@ td,th{text-align:left;padding:.25em .5em;border-top:1px solid #e3e5ea;white-spac
 <button>Show status</button></form></section>
 <div id="alerts"></div>
 <div id="pools"></div>
+<section id="fleet-box" hidden><h2>Nodes (etcd)</h2><table id="fleet"></table></section>
 <section id="vrrp-box" hidden><h2>Virtual addresses</h2><table id="vrrp"></table></section>
 <section id="upstreams-box" hidden><h2>Upstreams</h2><table id="upstreams"></table></section>
 <section><h2>Health changes</h2><table id="changes"></table></section>
@@ -113,6 +114,19 @@ function draw(s) {
     }
     box.append(t);
     pools.append(box);
+  }
+  const fl = document.getElementById("fleet");
+  fl.replaceChildren();
+  const fleet = s.etcd ? s.etcd.fleet : null;
+  document.getElementById("fleet-box").hidden = !fleet || !fleet.length;
+  if (fleet && fleet.length) {
+    row(fl, ["node", "revision", "version", "pools down", "vrrp", "seen"], true);
+    for (const n of fleet)
+      row(fl, [n.node + (n.node === s.etcd.node ? " (this one)" : ""),
+               el("span", `${n.revision}${n.lagging ? " LAGGING" : ""}` +
+                  (n.from_cache ? " (cache)" : ""), n.lagging ? "down" : "up"),
+               n.version, (n.pools_down || []).join(", ") || "none",
+               (n.vrrp || []).join(", ") || "-", n.at]);
   }
   const vr = document.getElementById("vrrp");
   vr.replaceChildren();

@@ -97,6 +97,9 @@ def snapshot(server: Server) -> dict[str, Any]:
             "from_cache": documents.from_cache,
             "cache_age_seconds": (round(time.time() - documents.saved_at, 1)
                                   if documents.from_cache and documents.saved_at else None),
+            "node": config.etcd.node,
+            "fleet_revision": server.fleet_revision,
+            "fleet": server.fleet,
         }
     if server.vrrp is not None:
         vrrp = server.vrrp.status()
@@ -112,6 +115,26 @@ def snapshot(server: Server) -> dict[str, Any]:
         out["cache"] = {"entries": len(forwarder.cache), "hits": forwarder.cache.hits,
                         "misses": forwarder.cache.misses}
     return out
+
+
+def node_report(server: Server) -> dict[str, Any]:
+    """What this node tells the etcd registry about itself (`edgedns.etcd.registry`)."""
+    config, pools = server.config, server.pools
+    documents = config.documents
+    down = [names.to_text(name) for name, pool in pools.pools.items()
+            if pool.members and not any(pools.is_up(m) for m in pool.members)]
+    return {
+        "node": config.etcd.node if config.etcd is not None else "",
+        "version": __version__,
+        "revision": documents.revision if documents is not None else 0,
+        "from_cache": bool(documents and documents.from_cache),
+        "listen": [str(e) for e in server.bound],
+        "pools": len(pools.pools),
+        "pools_down": down,
+        "vrrp": ([f"{r['family']} {r['state']}" for r in server.vrrp.status()["routers"]]
+                 if server.vrrp is not None else []),
+        "at": _iso(time.time()),
+    }
 
 
 CHANGES_SHOWN = 50
@@ -157,6 +180,22 @@ def pools_fully_down(snap: dict[str, Any]) -> list[str]:
     return [p["name"] for p in snap.get("pools", []) if p["members"] and not p["healthy"]]
 
 
+def fleet_lines(fleet: list[dict[str, Any]], revision: int) -> list[str]:
+    """The registry's nodes, one line each (for `table` and ``edgedns status --fleet``)."""
+    lines = []
+    for node in fleet:
+        marks = [m for m, on in (("LAGGING", node.get("lagging")),
+                                 ("FROM CACHE", node.get("from_cache"))) if on]
+        down = node.get("pools_down") or []
+        lines.append(
+            f"  node {node.get('node', '?')}  revision {node.get('revision', '?')}"
+            f"{' of ' + str(revision) if revision else ''}  {node.get('version', '?')}  "
+            f"pools {node.get('pools', 0) - len(down)}/{node.get('pools', 0)} ok  "
+            f"{', '.join(node.get('vrrp') or []) or 'no vrrp'}  seen {node.get('at', '?')}"
+            + (f"  {' '.join(marks)}" if marks else ""))
+    return lines
+
+
 def table(snap: dict[str, Any]) -> str:
     """A readable summary: one line per member, grouped by pool."""
     reload = snap["last_reload"]
@@ -173,6 +212,7 @@ def table(snap: dict[str, Any]) -> str:
                   if etcd["from_cache"] else "")
         lines.append(f"etcd {','.join(etcd['endpoints'])} {etcd['prefix']}: serving revision "
                      f"{etcd['serving_revision']}{cached}, {state}")
+        lines.extend(fleet_lines(etcd.get("fleet") or [], etcd.get("fleet_revision", 0)))
     engine = snap["health_engine"]
     if engine["stalled"]:
         lines.append(f"HEALTH ENGINE STALLED: no probe result for "

@@ -3,12 +3,13 @@ when not from this file (`edgedns.etcd`)."""
 
 from __future__ import annotations
 
+import socket
 from typing import Any
 
 from edgedns.config.reader import Reader
 from edgedns.etcd.client import EtcdSettings
 
-ETCD_KEYS = ("endpoints", "prefix", "cache", "tls", "username", "password")
+ETCD_KEYS = ("endpoints", "prefix", "cache", "tls", "username", "password", "node")
 
 
 class SourceSection(Reader):
@@ -40,7 +41,9 @@ class SourceSection(Reader):
         files = {k: str(self.source.parent / self.text(v, f"{path}.tls.{k}", "a file"))
                  for k, v in tls.items()}
         user = raw.get("username")
+        node = (self.text(raw["node"], f"{path}.node", "a node name") if "node" in raw
+                else socket.gethostname())
         return EtcdSettings(
             tuple(urls), prefix, cache, files.get("ca"), files.get("cert"), files.get("key"),
             None if user is None else self.text(user, f"{path}.username", "a user name"),
-            None if raw.get("password") is None else str(raw["password"]))
+            None if raw.get("password") is None else str(raw["password"]), node)

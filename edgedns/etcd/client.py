@@ -56,6 +56,8 @@ class EtcdSettings:
     key: str | None = None
     username: str | None = None
     password: str | None = None
+    node: str = ""
+    """This node's name in the registry (default: the host name)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +152,25 @@ class EtcdClient:
             "name": self.settings.username, "password": self.settings.password or ""})
         self._token = reply.get("token")
 
+    async def grant(self, ttl: int) -> int:
+        """A new lease of `ttl` seconds; its ID."""
+        return int((await self._post("/v3/lease/grant", {"TTL": ttl}))["ID"])
+
+    async def keepalive(self, lease: int) -> int:
+        """Renew `lease`; its TTL now, 0 when it has expired."""
+        reply = await self._post("/v3/lease/keepalive", {"ID": str(lease)})
+        return int(reply.get("result", reply).get("TTL", 0) or 0)
+
+    async def revoke(self, lease: int) -> None:
+        """End `lease` now: the keys written with it go."""
+        await self._post("/v3/lease/revoke", {"ID": str(lease)}, timeout=1.0)
+
+    async def put(self, key: str, value: str, lease: int | None = None) -> None:
+        body = {"key": _b64(key), "value": _b64(value)}
+        if lease is not None:
+            body["lease"] = str(lease)
+        await self._post("/v3/kv/put", body)
+
     async def get_prefix(self, prefix: str) -> tuple[int, dict[str, str]]:
         """(revision, {key: value}) of every key under `prefix`."""
         reply = await self._post("/v3/kv/range", {"key": _b64(prefix),
@@ -157,6 +178,14 @@ class EtcdClient:
         revision = int(reply["header"]["revision"])
         return revision, {_text(kv["key"]): _text(kv.get("value"))
                           for kv in reply.get("kvs", [])}
+
+    async def last_changed(self, prefix: str) -> int:
+        """The revision at which a key under `prefix` last changed (0: no key)."""
+        reply = await self._post("/v3/kv/range", {
+            "key": _b64(prefix), "range_end": _b64(prefix_end(prefix)), "limit": 1,
+            "sort_order": "DESCEND", "sort_target": "MOD", "keys_only": True})
+        kvs = reply.get("kvs", [])
+        return int(kvs[0]["mod_revision"]) if kvs else 0
 
     async def replace_prefix(self, prefix: str, documents: dict[str, str],
                              read_revision: int | None) -> int:

@@ -31,6 +31,7 @@ from pathlib import Path
 
 from edgedns import config as config_mod
 from edgedns import heap
+from edgedns.admin import status as status_mod
 from edgedns.admin.http import AdminServer
 from edgedns.admin.metrics import QueryStats
 from edgedns.authority.answers import Answers
@@ -40,6 +41,7 @@ from edgedns.config.documents import Documents, Memo
 from edgedns.config.reader import parse_address
 from edgedns.dns import names
 from edgedns.dns.names import Name
+from edgedns.etcd import registry
 from edgedns.etcd import source as etcd_source
 from edgedns.forward.cache import Cache
 from edgedns.forward.forwarder import Forwarder
@@ -65,6 +67,7 @@ summary = logging.getLogger("edgedns.summary")
 
 _WATCH = "config-watch"
 _ETCD = "etcd-watch"
+_REGISTRY = "etcd-registry"
 _BIND_ATTEMPTS = 20
 """Tries at finding a port free on both UDP and TCP when the config asks for port 0."""
 
@@ -153,6 +156,10 @@ class Server:
         """How following etcd goes (with `source: {etcd: ...}`)."""
         self._etcd_latest: Documents | None = None
         """The newest documents the watch delivered (what the next reload loads)."""
+        self.fleet: list[dict] = []
+        """The nodes in the etcd registry, as last read (`edgedns.etcd.registry`)."""
+        self.fleet_revision = 0
+        """The revision the documents last changed at, as the registry read it."""
         self._memo = memo or Memo()
         """What reloads from etcd documents reuse (`config.load`): what loaded `config`,
         then each reload's (used on the reload worker only)."""
@@ -226,6 +233,7 @@ class Server:
             self.supervisor.start(_WATCH, self._watch_files)
         if self.config.etcd is not None:
             self.supervisor.start(_ETCD, self._follow_etcd)
+            self.supervisor.start(_REGISTRY, self._heartbeat)
         self.supervisor.start(hooks.TASK, self.hooks.run)
         if self.config.user is not None:
             self._drop_privileges(self.config.user)
@@ -454,8 +462,10 @@ class Server:
             await self._restart_vrrp(config)
         if config.etcd != old_etcd:
             await self.supervisor.stop(_ETCD)
+            await self.supervisor.stop(_REGISTRY)
             if config.etcd is not None:
                 self.supervisor.start(_ETCD, self._follow_etcd)
+                self.supervisor.start(_REGISTRY, self._heartbeat)
         if config.documents is not None and not config.documents.from_cache:
             self._worker.submit(self._keep_documents, config)
         self.reloads.successes += 1
@@ -530,6 +540,14 @@ class Server:
         assert self.config.etcd is not None and self.config.documents is not None
         await etcd_source.follow(self.config.etcd, self._etcd_latest or self.config.documents,
                                  self.etcd, self._etcd_changed)
+
+    async def _heartbeat(self) -> None:
+        assert self.config.etcd is not None
+        await registry.heartbeat(self.config.etcd, lambda: status_mod.node_report(self),
+                                 self._fleet_seen)
+
+    def _fleet_seen(self, revision: int, nodes: list[dict]) -> None:
+        self.fleet_revision, self.fleet = revision, nodes
 
     def _etcd_changed(self, documents: Documents) -> None:
         self._etcd_latest = documents

@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -54,6 +55,7 @@ class Node:
     """``edgedns serve`` with a bootstrap file naming the cluster."""
 
     def __init__(self, work: Path, name: str, endpoints: list[str]) -> None:
+        """A node called `name` in the registry too."""
         self.dir = work / name
         self.dir.mkdir(parents=True)
         self.port, self.admin = free_port(), free_port()
@@ -62,7 +64,7 @@ class Node:
             listen: [127.0.0.1:{self.port}]
             admin: 127.0.0.1:{self.admin}
             state_dir: state
-            source: {{etcd: {{endpoints: [{', '.join(endpoints)}]}}}}
+            source: {{etcd: {{node: {name}, endpoints: [{', '.join(endpoints)}]}}}}
             """))
         self.log = self.dir / "log"
         self.proc: subprocess.Popen | None = None
@@ -235,3 +237,33 @@ def test_pull_writes_back_what_was_pushed(cluster, tmp_path) -> None:
     assert ({z.origin: z for z in pulled.zones} == {z.origin: z for z in original.zones})
     assert pulled.forward == original.forward
     assert "listen" not in out.read_text()  # node-local: not in etcd
+
+
+def test_every_node_registers_and_the_fleet_shows_who_lags(cluster, nodes, tmp_path) -> None:
+    push(cluster, tmp_path, SITE)
+    nodes += [Node(tmp_path, f"n{i}", cluster.endpoints).start() for i in range(3)]
+    fleet = ["status", "--fleet", "--etcd", ",".join(cluster.endpoints)]
+    wait_until(lambda: CliRunner().invoke(main, fleet).output.count("  node n") == 3,
+               within=10)
+    result = CliRunner().invoke(main, fleet)
+    assert result.exit_code == 0, result.output
+    assert "3 nodes" in result.output and "LAGGING" not in result.output
+    nodes[2].proc.send_signal(signal.SIGSTOP)  # n2 stops following
+    try:
+        push(cluster, tmp_path, SITE.replace("192.0.2.1", "192.0.2.5"))
+        wait_until(lambda: nodes[0].answer("www.site.lan") == ["192.0.2.5"], within=5)
+        time.sleep(3.5)  # a heartbeat of n0 and n1 with the new revision
+        result = CliRunner().invoke(main, fleet)
+        assert result.exit_code == 1
+        lines = {line.split()[1]: line for line in result.output.splitlines()
+                 if line.startswith("  node ")}
+        assert "LAGGING" in lines["n2"] and "LAGGING" not in lines["n0"]
+        assert "lagging behind revision" in result.output
+        page = nodes[0].status()["etcd"]
+        wait_until(lambda: any(n["node"] == "n2" and n["lagging"]
+                               for n in nodes[0].status()["etcd"]["fleet"]), within=5)
+        assert page["node"] == "n0"
+    finally:
+        nodes[2].proc.send_signal(signal.SIGCONT)
+    nodes[1].stop()  # stopped on purpose: out of the registry at once, not after the lease
+    assert "  node n1 " not in CliRunner().invoke(main, fleet).output
