@@ -44,6 +44,13 @@ def _load(path: str, listen: tuple[str, ...] = ()) -> config_mod.Config:
         raise click.ClickException(str(exc)) from None
 
 
+def _etcd_user(command):
+    """--user and --password (or EDGEDNS_ETCD_PASSWORD), for an etcd with authentication."""
+    command = click.option("--password", envvar="EDGEDNS_ETCD_PASSWORD",
+                           help="etcd password (or set EDGEDNS_ETCD_PASSWORD).")(command)
+    return click.option("--user", help="etcd user, when etcd has authentication on.")(command)
+
+
 @click.group()
 @click.version_option(__version__, prog_name="edgedns")
 def main() -> None:
@@ -151,14 +158,16 @@ def _warnings(cfg: config_mod.Config) -> list[str]:
               help="With --fleet: the etcd cluster to read (else the bootstrap file's).")
 @click.option("--prefix", default=None, help="With --fleet and --etcd: the documents' "
               "prefix  [default: /edgedns/]")
+@_etcd_user
 def status(config_path: str | None, admin_url: str | None, token: str | None, as_json: bool,
-           timeout: float, fleet: bool, endpoints: str | None, prefix: str | None) -> None:
+           timeout: float, fleet: bool, endpoints: str | None, prefix: str | None,
+           user: str | None, password: str | None) -> None:
     """Show pools and members with their state; exit 1 when a pool is fully down, 2 when
     edgedns cannot be asked or its health engine is stalled (for monitoring and keepalived's
     vrrp_script). With --fleet: every node registered in etcd; exit 1 when one lags behind
     the newest revision."""
     if fleet:
-        _fleet(config_path, endpoints, prefix, as_json)
+        _fleet(config_path, endpoints, prefix, as_json, user, password)
         return
     url, token = _admin_target("status", config_path, admin_url, token)
     try:
@@ -177,9 +186,10 @@ def status(config_path: str | None, admin_url: str | None, token: str | None, as
 
 
 def _fleet(config_path: str | None, endpoints: str | None, prefix: str | None,
-           as_json: bool) -> None:
+           as_json: bool, user: str | None, password: str | None) -> None:
     if endpoints:
-        settings = EtcdSettings(_endpoints(endpoints), prefix or "/edgedns/")
+        settings = EtcdSettings(_endpoints(endpoints), prefix or "/edgedns/", username=user,
+                                password=password)
     elif config_path:
         try:
             found = config_mod.load_source(config_path)
@@ -297,7 +307,9 @@ undrain = _drain_command(False)
 @click.option("--etcd", "endpoints", required=True, metavar="URL[,URL...]",
               help="The etcd cluster's client URLs.")
 @click.option("--prefix", default="/edgedns/", show_default=True)
-def push(config_path: str, endpoints: str, prefix: str) -> None:
+@_etcd_user
+def push(config_path: str, endpoints: str, prefix: str, user: str | None,
+         password: str | None) -> None:
     """Validate CONFIG and make the keys under PREFIX its zones and shared settings, in one
     transaction that fails if another push changed them meanwhile."""
     cfg = _load(config_path)
@@ -309,7 +321,8 @@ def push(config_path: str, endpoints: str, prefix: str) -> None:
         documents, left = config_documents.from_tree(prefix, raw, config_path)
     except config_mod.ConfigError as exc:
         raise click.ClickException(str(exc)) from None
-    client = EtcdClient(EtcdSettings(_endpoints(endpoints), prefix))
+    client = EtcdClient(EtcdSettings(_endpoints(endpoints), prefix, username=user,
+                                     password=password))
     try:
         revision = asyncio.run(_push(client, prefix, documents))
     except Refused as exc:
@@ -337,10 +350,12 @@ async def _push(client: EtcdClient, prefix: str, documents: dict[str, str]) -> i
 @click.option("--prefix", default="/edgedns/", show_default=True)
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
               help="The file to write.")
-def pull(endpoints: str, prefix: str, output: str) -> None:
+@_etcd_user
+def pull(endpoints: str, prefix: str, output: str, user: str | None,
+         password: str | None) -> None:
     """Write the zones and shared settings under PREFIX to a config file (without the
     node-local keys: add `listen` and the rest to serve it)."""
-    settings = EtcdSettings(_endpoints(endpoints), prefix)
+    settings = EtcdSettings(_endpoints(endpoints), prefix, username=user, password=password)
     try:
         documents = asyncio.run(etcd_source.read(settings))
         tree, _ = config_documents.tree(prefix, documents.documents)

@@ -96,7 +96,17 @@ class EtcdClient:
         """Index of the endpoint that answered last."""
 
     async def _post(self, path: str, body: dict, timeout: float = TIMEOUT) -> dict:
-        """One request, trying each endpoint from the one that answered last."""
+        """One request, trying each endpoint from the one that answered last; with a new
+        token once when etcd says the one held has expired (after 5 minutes idle)."""
+        try:
+            return await self._post_once(path, body, timeout)
+        except Refused as exc:
+            if self._token is None or "auth token" not in str(exc):
+                raise
+        await self.authenticate(again=True)
+        return await self._post_once(path, body, timeout)
+
+    async def _post_once(self, path: str, body: dict, timeout: float) -> dict:
         problems = []
         endpoints = self.settings.endpoints
         for attempt in range(len(endpoints)):
@@ -145,9 +155,11 @@ class EtcdClient:
             raise EtcdError(f"{path}: {line}{f' ({reason})' if reason else ''}")
         return reader, writer
 
-    async def authenticate(self) -> None:
-        if self.settings.username is None:
+    async def authenticate(self, again: bool = False) -> None:
+        """Get a token when a user is configured and none is held (`again`: a new one)."""
+        if self.settings.username is None or (self._token is not None and not again):
             return
+        self._token = None
         reply = await self._post("/v3/auth/authenticate", {
             "name": self.settings.username, "password": self.settings.password or ""})
         self._token = reply.get("token")

@@ -154,7 +154,7 @@ def test_unknown_top_level_key_lists_the_allowed_keys(error) -> None:
     assert exc.message == (
         "unknown key (allowed: listen, tcp, defaults, zones, forward, cache, admin, "
         "reload_interval, query_log, shutdown_timeout, debug_allow, packet_cache, rate_limit, "
-        "state_dir, notify, user, vrrp)"
+        "state_dir, notify, user, vrrp, source)"
     )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -267,3 +268,30 @@ def test_every_node_registers_and_the_fleet_shows_who_lags(cluster, nodes, tmp_p
         nodes[2].proc.send_signal(signal.SIGCONT)
     nodes[1].stop()  # stopped on purpose: out of the registry at once, not after the lease
     assert "  node n1 " not in CliRunner().invoke(main, fleet).output
+
+
+@pytest.mark.skipif(shutil.which("etcdctl") is None,
+                    reason="needs etcdctl (apt-get install etcd-client)")
+def test_a_cluster_with_authentication(cluster, nodes, tmp_path) -> None:
+    etcdctl = ["etcdctl", "--endpoints", ",".join(cluster.endpoints)]
+    subprocess.run([*etcdctl, "user", "add", "root:s3cret", "--interactive=false"],
+                   check=True, capture_output=True, timeout=30)
+    subprocess.run([*etcdctl, "auth", "enable"], check=True, capture_output=True, timeout=30)
+    path = tmp_path / "site.yaml"
+    path.write_text(SITE)
+    args = ["push", "-c", str(path), "--etcd", ",".join(cluster.endpoints), "--user", "root"]
+    refused = CliRunner().invoke(main, args, env={"EDGEDNS_ETCD_PASSWORD": "wrong"})
+    assert refused.exit_code == 1 and "authentication failed" in refused.output
+    good = {"EDGEDNS_ETCD_PASSWORD": "s3cret"}
+    assert CliRunner().invoke(main, args, env=good).exit_code == 0
+    node = Node(tmp_path, "n0", cluster.endpoints)
+    node.bootstrap.write_text(node.bootstrap.read_text().replace(
+        "node: n0,", "node: n0, username: root, password: s3cret,"))
+    nodes.append(node.start())
+    assert node.answer("www.site.lan") == ["192.0.2.1"]
+    path.write_text(SITE.replace("192.0.2.1", "192.0.2.6"))
+    assert CliRunner().invoke(main, args, env=good).exit_code == 0
+    wait_until(lambda: node.answer("www.site.lan") == ["192.0.2.6"], within=5)
+    unauthorised = CliRunner().invoke(main, ["pull", "--etcd", ",".join(cluster.endpoints),
+                                             "-o", str(tmp_path / "x.yaml")])
+    assert unauthorised.exit_code == 1 and "user name is empty" in unauthorised.output
