@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import shutil
 import socket
+import ssl
 import subprocess
 import time
 import urllib.request
@@ -26,9 +27,14 @@ def _free_port() -> int:
 
 
 class EtcdCluster:
-    def __init__(self, work: Path, members: int = 3) -> None:
+    def __init__(self, work: Path, members: int = 3, tls: bool = False) -> None:
+        """With `tls`, clients must speak https and show a certificate signed by the
+        cluster's CA (`ca`, `client_cert`, `client_key`, made with openssl)."""
         self.work = work
         work.mkdir(parents=True, exist_ok=True)
+        self.tls = tls
+        if tls:
+            self._make_certificates()
         self.names = [f"m{i}" for i in range(members)]
         self.client_ports = [_free_port() for _ in self.names]
         self.peer_ports = [_free_port() for _ in self.names]
@@ -36,7 +42,36 @@ class EtcdCluster:
 
     @property
     def endpoints(self) -> list[str]:
-        return [f"http://127.0.0.1:{port}" for port in self.client_ports]
+        scheme = "https" if self.tls else "http"
+        return [f"{scheme}://127.0.0.1:{port}" for port in self.client_ports]
+
+    @property
+    def ca(self) -> Path:
+        return self.work / "ca.pem"
+
+    @property
+    def client_cert(self) -> Path:
+        return self.work / "client.pem"
+
+    @property
+    def client_key(self) -> Path:
+        return self.work / "client-key.pem"
+
+    def _make_certificates(self) -> None:
+        def openssl(*args: str) -> None:
+            subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=60)
+
+        w = self.work
+        openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+                "/CN=edgedns test CA", "-keyout", str(w / "ca-key.pem"), "-out", str(self.ca))
+        for name, extension in (("server", "subjectAltName=IP:127.0.0.1"),
+                                ("client", "extendedKeyUsage=clientAuth")):
+            openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={name}",
+                    "-keyout", str(w / f"{name}-key.pem"), "-out", str(w / f"{name}.csr"))
+            (w / f"{name}.ext").write_text(extension + "\n")
+            openssl("x509", "-req", "-in", str(w / f"{name}.csr"), "-CA", str(self.ca),
+                    "-CAkey", str(w / "ca-key.pem"), "-CAcreateserial", "-days", "2",
+                    "-extfile", str(w / f"{name}.ext"), "-out", str(w / f"{name}.pem"))
 
     def __enter__(self) -> EtcdCluster:
         try:
@@ -65,7 +100,10 @@ class EtcdCluster:
              "--initial-cluster", cluster, "--initial-cluster-token", "edgedns-test",
              "--heartbeat-interval", "50", "--election-timeout", "500",
              # Room for one push of 1,000 zones (defaults: 128 operations, 1.5 MiB).
-             "--max-txn-ops", "4096", "--max-request-bytes", str(32 << 20)],
+             "--max-txn-ops", "4096", "--max-request-bytes", str(32 << 20),
+             *(["--cert-file", str(self.work / "server.pem"), "--key-file",
+                str(self.work / "server-key.pem"), "--trusted-ca-file", str(self.ca),
+                "--client-cert-auth"] if self.tls else [])],
             stdout=(self.work / f"{name}.log").open("a"), stderr=subprocess.STDOUT)
         if wait:
             self.wait_healthy([index])
@@ -76,6 +114,13 @@ class EtcdCluster:
             proc.terminate()
             proc.wait(timeout=20)
         self.procs[index] = None
+
+    def _client_tls(self) -> ssl.SSLContext | None:
+        if not self.tls:
+            return None
+        context = ssl.create_default_context(cafile=str(self.ca))
+        context.load_cert_chain(str(self.client_cert), str(self.client_key))
+        return context
 
     def close(self) -> None:
         for i in range(len(self.names)):
@@ -90,7 +135,8 @@ class EtcdCluster:
         for i in members if members is not None else range(len(self.names)):
             while True:
                 try:
-                    with urllib.request.urlopen(f"{self.endpoints[i]}/health", timeout=2) as r:
+                    with urllib.request.urlopen(f"{self.endpoints[i]}/health", timeout=2,
+                                                context=self._client_tls()) as r:
                         if b'"true"' in r.read():
                             break
                 except OSError:

@@ -295,3 +295,22 @@ def test_a_cluster_with_authentication(cluster, nodes, tmp_path) -> None:
     unauthorised = CliRunner().invoke(main, ["pull", "--etcd", ",".join(cluster.endpoints),
                                              "-o", str(tmp_path / "x.yaml")])
     assert unauthorised.exit_code == 1 and "user name is empty" in unauthorised.output
+
+
+def test_a_cluster_that_speaks_tls_with_client_certificates(tmp_path, nodes) -> None:
+    with EtcdCluster(tmp_path / "etcd-tls", tls=True) as secure:
+        tls = (f"tls: {{ca: {secure.ca}, cert: {secure.client_cert}, "
+               f"key: {secure.client_key}}}, ")
+        settings = EtcdSettings(tuple(secure.endpoints), ca=str(secure.ca),
+                                cert=str(secure.client_cert), key=str(secure.client_key))
+        asyncio.run(EtcdClient(settings).replace_prefix(
+            "/edgedns/", {"/edgedns/zones/site.lan": "records: {www: {A: 192.0.2.7}}"}, None))
+        node = Node(tmp_path, "n0", secure.endpoints)
+        node.bootstrap.write_text(node.bootstrap.read_text().replace("node: n0,",
+                                                                     "node: n0, " + tls))
+        nodes.append(node.start())
+        assert node.answer("www.site.lan") == ["192.0.2.7"]
+        assert node.status()["etcd"]["connected"]
+        plain = EtcdClient(EtcdSettings(tuple(secure.endpoints), ca=str(secure.ca)))
+        with pytest.raises(EtcdError):  # no client certificate: refused
+            asyncio.run(plain.get_prefix("/edgedns/"))
