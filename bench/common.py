@@ -633,7 +633,7 @@ def lab_main(script: str, run: Callable[[], int]) -> None:
     """Exit with `run`'s status (through `main`), or 2 when network-namespace labs cannot be
     built here (tests/netns.py says why)."""
     sys.path.insert(0, str(REPO))
-    from tests.netns import available
+    from tests.labbase import available
 
     reason = available()
     if reason:

@@ -17,6 +17,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from tests.labbase import Lab
+
 ETCD = shutil.which("etcd")
 
 
@@ -26,7 +28,7 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-class EtcdCluster:
+class EtcdCluster(Lab):
     def __init__(self, work: Path, members: int = 3, tls: bool = False) -> None:
         """With `tls`, clients must speak https and show a certificate signed by the
         cluster's CA (`ca`, `client_cert`, `client_key`, made with openssl)."""
@@ -73,18 +75,10 @@ class EtcdCluster:
                     "-CAkey", str(w / "ca-key.pem"), "-CAcreateserial", "-days", "2",
                     "-extfile", str(w / f"{name}.ext"), "-out", str(w / f"{name}.pem"))
 
-    def __enter__(self) -> EtcdCluster:
-        try:
-            for i in range(len(self.names)):
-                self.start(i, wait=False)
-            self.wait_healthy()
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def _build(self) -> None:
+        for i in range(len(self.names)):
+            self.start(i, wait=False)
+        self.wait_healthy()
 
     def start(self, index: int, wait: bool = True) -> None:
         assert ETCD is not None

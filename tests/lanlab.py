@@ -22,7 +22,6 @@ import ctypes
 import json
 import os
 import secrets
-import shutil
 import signal
 import socket
 import subprocess
@@ -34,6 +33,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from tests.labbase import Lab
+
 SUBNET = "198.19.0.0/24"
 SUBNET6 = "2001:2::/64"
 _CLONE_NEWNET = 0x40000000
@@ -41,16 +42,7 @@ _TIMEOUT = 10.0
 T = TypeVar("T")
 
 
-def available() -> str | None:
-    """None when labs can be built here, else why not."""
-    if os.geteuid() != 0:
-        return "needs root to create network namespaces"
-    if shutil.which("ip") is None:
-        return "needs iproute2's `ip` command"
-    return None
-
-
-class LanLab:
+class LanLab(Lab):
     def __init__(self, hosts: list[str]) -> None:
         self.tag = secrets.token_hex(3)
         self.prefix = f"edl-{os.getpid()}-{self.tag}"
@@ -58,17 +50,6 @@ class LanLab:
         self.hosts = list(hosts)
         self._namespaces: list[str] = []
         self.processes: list[subprocess.Popen] = []
-
-    def __enter__(self) -> LanLab:
-        try:
-            self._build()
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def netns(self, host: str) -> str:
         return f"{self.prefix}-{host}"

@@ -37,7 +37,6 @@ import ipaddress
 import json
 import os
 import secrets
-import shutil
 import subprocess
 import sys
 import threading
@@ -45,6 +44,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+from tests.labbase import Lab, available
 from tests.lanlab import in_netns
 
 NETWORK = ipaddress.ip_network("198.18.0.0/15")
@@ -67,15 +67,6 @@ while True:
     conn, _ = s.accept()
     conn.close()
 """
-
-
-def available() -> str | None:
-    """None when labs can be built here, else the reason they cannot."""
-    if os.geteuid() != 0:
-        return "needs root to create network namespaces"
-    if shutil.which("ip") is None:
-        return "needs iproute2's `ip` command"
-    return None
 
 
 def ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -112,7 +103,7 @@ class Host:
         return str(self.block.network_address + 1)
 
 
-class NetnsLab:
+class NetnsLab(Lab):
     """`count` namespace hosts; see the module docstring."""
 
     def __init__(self, count: int) -> None:
@@ -130,17 +121,6 @@ class NetnsLab:
         self._closed = False
 
     # -- building and teardown --------------------------------------------------------------
-
-    def __enter__(self) -> NetnsLab:
-        try:
-            self._build()
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def _build(self) -> None:
         reason = available()

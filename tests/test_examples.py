@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from edgedns import config as config_mod
-from tests import lanlab
+from tests import labbase, lanlab
 from tests.support import EXAMPLES, REPO, daemon, wait_until
 
 
@@ -38,7 +38,7 @@ def test_systemd_unit_verifies(tmp_path: Path) -> None:
 
 
 keepalived_lab = pytest.mark.skipif(
-    daemon("keepalived") is None or lanlab.available() is not None
+    daemon("keepalived") is None or labbase.available() is not None
     or lanlab.script_python() is None or not lanlab.runnable_by_others(str(REPO / "edgedns")),
     reason="needs keepalived, root (namespaces) and a Python and checkout that keepalived's "
            "unprivileged script user can read")

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from edgedns.vip import packet
-from tests import lanlab
+from tests import labbase, lanlab
 from tests.lanlab import (
     DNS_PORT,
     VIP,
@@ -36,8 +36,8 @@ from tests.lanlab import (
 )
 from tests.support import daemon, wait_until
 
-pytestmark = pytest.mark.skipif(lanlab.available() is not None,
-                                reason=lanlab.available() or "")
+pytestmark = pytest.mark.skipif(labbase.available() is not None,
+                                reason=labbase.available() or "")
 
 PORT = DNS_PORT
 
