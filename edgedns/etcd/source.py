@@ -79,7 +79,7 @@ def load_any(path: str | Path, listen_override: tuple[str, ...] = (),
     return config_mod.load(path, listen_override, admin_override, documents, memo)
 
 
-RETRY = 1.0
+RETRY = 0.5
 """Seconds between attempts to reach etcd again after it failed."""
 
 
@@ -131,7 +131,7 @@ async def follow(settings: EtcdSettings, start: Documents, state: Follow,
             fresh = False
         except EtcdError as exc:
             if state.connected or state.last_error is None:
-                log.warning("etcd: %s; retrying every %.0f s, serving revision %d", exc, RETRY,
+                log.warning("etcd: %s; retrying every %g s, serving revision %d", exc, RETRY,
                             current.revision)
             state.connected, state.last_error = False, str(exc)
             await asyncio.sleep(RETRY)
