@@ -389,14 +389,14 @@ vrrp_instance VI_1 {{
   nopreempt
 {auth}
   virtual_ipaddress {{
-    {vip}/32
+    {vip}
   }}
 }}
 """
 
 
 def start_keepalived(lab: LanLab, host: str, work: Path, priority: int, version: int = 3,
-                     auth_pass: str | None = None) -> subprocess.Popen:
+                     auth_pass: str | None = None, vip: str = f"{VIP}/32") -> subprocess.Popen:
     """keepalived's VRRP process on `host` for the same virtual router as `vrrp_yaml`,
     logging to ``keepalived-HOST.log`` in `work`."""
     conf = work / f"keepalived-{host}.conf"
@@ -404,7 +404,7 @@ def start_keepalived(lab: LanLab, host: str, work: Path, priority: int, version:
             if auth_pass else "")
     conf.write_text(KEEPALIVED.format(name=host, priority=priority, version=version,
                                       interval="0.1" if version == 3 else "1", auth=auth,
-                                      vip=VIP))
+                                      vip=vip))
     return lab.popen(host, "keepalived", "-n", "-l", "-D", "-P", "-f", str(conf),
                      "-p", str(work / f"k-{host}.pid"), "-r", str(work / f"kv-{host}.pid"),
                      stdout=(work / f"keepalived-{host}.log").open("w"),

@@ -300,3 +300,27 @@ def test_saturating_queries_cause_no_state_change(lan: LanLab, tmp_path: Path) -
     time.sleep(1.1)  # /status is rebuilt at most once a second
     assert a.router()["transitions"] + b.router()["transitions"] == before
     assert a.status()["vrrp"]["self_check"]["down"] is None
+
+
+@needs_keepalived
+def test_keepalived_ipv6_peer_in_both_roles(lan: LanLab, tmp_path: Path) -> None:
+    a = EdgednsHost(lan, "a", tmp_path, vrrp_yaml(200, f"['{VIP6}/64']")).start()
+    wait_until(lambda: a.state() == "master", within=5)
+    EdgednsHost(lan, "b", tmp_path, None).start()
+    peer = start_keepalived(lan, "b", tmp_path, 100, vip=f"{VIP6}/64")
+    client = asker(lan, VIP6)
+    try:
+        time.sleep(1.0)
+        assert not lan.holds("b", VIP6)  # keepalived took edgedns's IPv6 adverts
+        a.signal(signal.SIGKILL)
+        killed = time.monotonic()
+        wait_until(lambda: answered_by(client, killed + 0.5) == {"b"}, within=5)
+        a.start()
+        wait_until(lambda: a.router()["master"] not in (None, a.router()["self"])
+                   and a.state() == "backup", within=5)
+        assert a.router()["master"].startswith("fe80::")  # keepalived's link-local address
+        peer.terminate()
+        peer.wait(timeout=10)
+        wait_until(lambda: a.state() == "master", within=3)
+    finally:
+        client.stop()
