@@ -35,8 +35,6 @@ from typing import Any, TypeVar
 
 from tests.labbase import Lab
 
-SUBNET = "198.19.0.0/24"
-SUBNET6 = "2001:2::/64"
 _CLONE_NEWNET = 0x40000000
 _TIMEOUT = 10.0
 T = TypeVar("T")
