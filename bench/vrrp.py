@@ -170,16 +170,12 @@ def trial_deaf(pair: Pair, asker: Asker, out: dict[str, list[float]]) -> None:
 def trial_split(pair: Pair, asker: Asker, out: dict[str, list[float]]) -> None:
     lab = pair.lab
     for host in pair.hosts:
-        lab.exec(host, "nft", "add", "table", "inet", "edl_vrrp")
-        lab.exec(host, "nft", "add", "chain", "inet", "edl_vrrp", "input",
-                 "{ type filter hook input priority 0; }")
-        lab.exec(host, "nft", "add", "rule", "inet", "edl_vrrp", "input", "ip", "protocol",
-                 "112", "drop")
+        lab.drop_vrrp(host)
     wait(lambda: all(lab.holds(h, VIP) for h in pair.hosts), 3, "both masters")
     time.sleep(0.5)
     t = time.monotonic()
     for host in pair.hosts:
-        lab.exec(host, "nft", "delete", "table", "inet", "edl_vrrp")
+        lab.undrop_vrrp(host)
     out["split/heal"].append(outage(asker, t))
     pair.master()
 

@@ -129,15 +129,25 @@ class LanLab(Lab):
     def drop_dns(self, host: str, port: int) -> None:
         """`host` silently drops every DNS query to `port` (UDP and TCP, loopback too): its
         DNS server stops answering while its process lives."""
-        self.exec(host, "nft", "add", "table", "inet", "edl_dns")
-        self.exec(host, "nft", "add", "chain", "inet", "edl_dns", "input",
-                  "{ type filter hook input priority 0; }")
-        for proto in ("udp", "tcp"):
-            self.exec(host, "nft", "add", "rule", "inet", "edl_dns", "input", proto, "dport",
-                      str(port), "drop")
+        self._drop(host, "edl_dns", [["udp", "dport", str(port)], ["tcp", "dport", str(port)]])
 
     def undrop_dns(self, host: str) -> None:
         self.exec(host, "nft", "delete", "table", "inet", "edl_dns")
+
+    def drop_vrrp(self, host: str) -> None:
+        """`host` drops every VRRP packet it receives: with it on both hosts, the hosts no
+        longer hear each other while clients still reach both (a split)."""
+        self._drop(host, "edl_vrrp", [["meta", "l4proto", "112"]])
+
+    def undrop_vrrp(self, host: str) -> None:
+        self.exec(host, "nft", "delete", "table", "inet", "edl_vrrp")
+
+    def _drop(self, host: str, table: str, matches: list[list[str]]) -> None:
+        self.exec(host, "nft", "add", "table", "inet", table)
+        self.exec(host, "nft", "add", "chain", "inet", table, "input",
+                  "{ type filter hook input priority 0; }")
+        for match in matches:
+            self.exec(host, "nft", "add", "rule", "inet", table, "input", *match, "drop")
 
 
 def in_netns(netns: str, fn: Callable[[], T]) -> T:

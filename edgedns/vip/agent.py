@@ -35,6 +35,8 @@ RECEIVE_BATCH = 64
 STOP_WAIT = 2.0
 RESTART_AFTER = 1.0
 OPEN_WAIT = 10.0
+CARRIER_CHECK = 0.1
+"""Seconds between looks at the link's carrier (a read of /sys, a few microseconds)."""
 
 Changed = Callable[[int, State, str], None]
 """(IP version, new state, reason): called on the agent's thread."""
@@ -182,10 +184,15 @@ class VipAgent:
         self._apply_inputs(now)
         for family, router in self.routers.items():
             self._carry_out(family, router.start(now))
+        carrier_due = 0.0
         while True:
+            now = time.monotonic()
+            if now >= carrier_due:
+                carrier_due = now + CARRIER_CHECK
+                self._check_carrier()
             due = min([r.deadline for r in self.routers.values()]
-                      + [t for t, _ in self._announce.values()])
-            timeout = None if due == float("inf") else max(due - time.monotonic(), 0)
+                      + [t for t, _ in self._announce.values()] + [carrier_due])
+            timeout = max(due - time.monotonic(), 0)
             for key, _ in selector.select(timeout):
                 if key.data is None:
                     try:
@@ -200,6 +207,20 @@ class VipAgent:
             for family, router in self.routers.items():
                 self._carry_out(family, router.expire(now))
             self._announce_due(now)
+
+    def _check_carrier(self) -> None:
+        """A link without carrier faults the routers (as keepalived does): they give the
+        addresses up, and come back as backups when it returns, so the address stays with
+        whoever took over meanwhile (unless `preempt`)."""
+        up = self.link.has_carrier()
+        with self._lock:
+            known = "link" not in self._faults
+            if up == known:
+                return
+            if up:
+                del self._faults["link"]
+            else:
+                self._faults["link"] = f"{self.link.name} has no carrier"
 
     def _apply_inputs(self, now: float) -> bool:
         """Tell the routers what changed; True when they have been stopped."""

@@ -122,6 +122,19 @@ class Link:
             self._ipr.close()
             self._ipr = None
 
+    def has_carrier(self) -> bool:
+        """Whether the link is up with a carrier (a cable, a peer on the veth). Unknown
+        counts as up: only a link known to be down faults the routers."""
+        try:
+            with open(f"/sys/class/net/{self.name}/carrier", "rb") as state:
+                return state.read(1) != b"0"
+        except OSError:  # EINVAL while the interface is administratively down
+            try:
+                with open(f"/sys/class/net/{self.name}/operstate", "rb") as state:
+                    return state.read().strip() != b"down"
+            except OSError:
+                return True
+
     def own_address(self, family: int, virtual: set[str]) -> str | None:
         """This host's address on the link that adverts come from: its first IPv4 address
         that is not a virtual one, or its IPv6 link-local address (RFC 5798 §5.1.2.2)."""

@@ -136,14 +136,29 @@ def test_master_whose_dns_stops_answering_gives_the_address_up(lan: LanLab,
         client.stop()
 
 
+def test_a_pulled_cable_faults_the_master_and_the_address_stays_when_it_returns(
+        lan: LanLab, tmp_path: Path) -> None:
+    a, b = pair(lan, tmp_path)
+    lan.port_down("a")
+    wait_until(lambda: b.state() == "master", within=3)
+    wait_until(lambda: a.router()["reason"] == "eth0 has no carrier", within=3)
+    assert a.state() == "fault" and not lan.holds("a", VIP)
+    lan.port_up("a")
+    wait_until(lambda: a.state() == "backup", within=3)
+    time.sleep(0.5)
+    assert (b.state(), lan.holds("b", VIP), lan.holds("a", VIP)) == ("master", True, False)
+
+
 def test_healed_split_leaves_exactly_one_master(lan: LanLab, tmp_path: Path) -> None:
     a, b = pair(lan, tmp_path)
-    lan.port_down("a")  # a hears nothing and stays master; b takes over
+    for host in ("a", "b"):  # they stop hearing each other; clients still reach both
+        lan.drop_vrrp(host)
     wait_until(lambda: b.state() == "master", within=3)
     assert a.state() == "master"
     client = asker(lan)
     try:
-        lan.port_up("a")
+        for host in ("a", "b"):
+            lan.undrop_vrrp(host)
         healed = time.monotonic()
         wait_until(lambda: b.state() == "backup", within=3)  # a has the higher priority
         time.sleep(0.5)
