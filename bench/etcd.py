@@ -114,13 +114,18 @@ def run(args: argparse.Namespace) -> int:
         for _, port in nodes:
             if wait_served(port, "www.site.lan", "192.0.2.1", time.monotonic()) > GIVE_UP:
                 raise BenchError("a node did not start serving")
-        times = []
-        for change in range(args.changes):
-            address = f"192.0.2.{10 + change % 200}"
+        ports = [port for _, port in nodes]
+
+        def change(address: str) -> list[float]:
+            """Push www.site.lan's new address; seconds until each node serves it."""
             asyncio.run(client.replace_prefix("/edgedns/",
                                               {site: zone_document(10, address)}, None))
             pushed = time.monotonic()
-            times += [wait_served(port, "www.site.lan", address, pushed) for _, port in nodes]
+            return [wait_served(port, "www.site.lan", address, pushed) for port in ports]
+
+        times = []
+        for number in range(args.changes):
+            times += change(f"192.0.2.{10 + number % 200}")
         results["change_to_3_nodes_s"] = [round(t, 4) for t in times]
         failed |= not report("a change served by each of 3 nodes", times)
 
@@ -132,11 +137,7 @@ def run(args: argparse.Namespace) -> int:
             for i in range(3):
                 cluster.start(i, wait=False)
             cluster.wait_healthy()
-            address = f"192.0.2.{220 + trial}"
-            asyncio.run(client.replace_prefix("/edgedns/",
-                                              {site: zone_document(10, address)}, None))
-            pushed = time.monotonic()
-            returned += [wait_served(port, "www.site.lan", address, pushed) for _, port in nodes]
+            returned += change(f"192.0.2.{220 + trial}")
         results["change_after_etcd_returned_s"] = [round(t, 4) for t in returned]
         failed |= not report("etcd down for 2 s, back: the first change served by each node",
                              returned)
