@@ -122,7 +122,7 @@ class Server:
         self.hooks = Hooks(config.notify)
         self.history = History()
         """What health did lately (a day per target, the last changes): for the page."""
-        self._pools_down: dict[Name, bool] = {}
+        self._pools_down: set[Name] = set()
         """Pools with no healthy member, as last told to the hooks."""
         self._apply_drains(self.pools)
         self.handler = build_handler(config, self.pools, self.stats)
@@ -201,15 +201,17 @@ class Server:
                                         pool=names.to_text(name), member=member.address,
                                         check=str(target), reason=result.reason)
             healthy = sum(1 for m in pool.members if pools.is_up(m))
-            was_down = self._pools_down.get(name, False)
+            was_down = name in self._pools_down
             if (healthy == 0) != was_down:
-                self._pools_down[name] = healthy == 0
+                if healthy == 0:
+                    self._pools_down.add(name)
+                else:
+                    self._pools_down.discard(name)
                 self.hooks.emit("pool_down" if healthy == 0 else "pool_up",
                                 pool=names.to_text(name), healthy=healthy,
                                 members=len(pool.members))
-        if self.vrrp is not None:
-            self.vrrp.set_pools_down(bool(pools.pools) and all(
-                self._pools_down.get(name, False) for name in pools.pools))
+        if self.vrrp is not None:  # O(1): a flip must not cost a walk over every pool
+            self.vrrp.set_pools_down(0 < len(pools.pools) == len(self._pools_down))
 
     async def start(self) -> None:
         """Open ICMP sockets (raising `IcmpUnavailable` with the fix when they cannot be),
@@ -433,6 +435,7 @@ class Server:
         if config.state_dir != self.config.state_dir:
             self.drains = DrainStore.load(config.state_dir or default_state_dir())
         self._apply_drains(pools)
+        self._pools_down = {name for name in self._pools_down if name in pools.pools}
         self.config, self.pools, self.handler = config, pools, handler
         # The old zones are freed on the worker, a node at a time: freeing a big zone in
         # one go would hold the event loop (about 0.1 s per million records).
