@@ -28,13 +28,16 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
+sys.path.insert(0, str(REPO))  # bench/ shares helpers with tests/ (standard library ones)
+
+from tests.metrics import scrape  # noqa: E402,F401 (the bench scripts import it from here)
+
 ZONE_FILE = BENCH / "zones" / "bench.zone"
 QUERY_FILE = BENCH / "queries.txt"
 BENCH_ZONE = "bench.lan"
@@ -356,19 +359,6 @@ def wait_answer(proc: Proc, port: int, name: str, min_answers: int = 1,
                      f"{min_answers}+ answers) for {timeout:.0f} s; its log:\n{proc.log_tail()}")
 
 
-def scrape(port: int) -> dict[str, float]:
-    """An edgedns admin endpoint's /metrics, each family summed over its labels."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
-        text = reply.read().decode()
-    out: dict[str, float] = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            name, _, value = line.rpartition(" ")
-            name = name.split("{")[0]
-            out[name] = out.get(name, 0.0) + float(value)
-    return out
-
-
 # --------------------------------------------------------------------------- CPU
 
 
@@ -632,7 +622,6 @@ def one_pool_yaml(members: list[str], admin: int | None = None, pool_keys: str =
 def lab_main(script: str, run: Callable[[], int]) -> None:
     """Exit with `run`'s status (through `main`), or 2 when network-namespace labs cannot be
     built here (tests/netns.py says why)."""
-    sys.path.insert(0, str(REPO))
     from tests.labbase import available
 
     reason = available()

@@ -12,11 +12,11 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
+from tests.metrics import scrape
 from tests.support import REPO, free_port
 
 pytestmark = [
@@ -27,15 +27,6 @@ pytestmark = [
 TARGETS = [f"127.0.8.{i}" for i in range(1, 21)]
 
 
-def metrics(port: int) -> dict[str, float]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
-        text = reply.read().decode()
-    out: dict[str, float] = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            name, _, value = line.rpartition(" ")
-            out[name.split("{")[0]] = out.get(name.split("{")[0], 0.0) + float(value)
-    return out
 
 
 def test_two_pid_1_instances_never_see_each_others_replies(tmp_path: Path) -> None:
@@ -68,7 +59,7 @@ zones:
         deadline = time.monotonic() + 10
         while True:
             try:
-                seen = [metrics(admin) for _, admin, _ in instances]
+                seen = [scrape(admin) for _, admin, _ in instances]
                 if all(m["edgedns_probes_total"] >= 3 * len(TARGETS) for m in seen):
                     break
             except OSError:
