@@ -28,7 +28,7 @@ from edgedns.config.documents import Memo
 from edgedns.dns import names
 from edgedns.etcd import registry
 from edgedns.etcd import source as etcd_source
-from edgedns.etcd.client import EtcdClient, EtcdError, EtcdSettings, Refused
+from edgedns.etcd.client import EtcdClient, EtcdError, EtcdSettings, Refused, endpoint_url
 from edgedns.pools.health import icmp
 from edgedns.pools.health.icmp import IcmpUnavailable
 from edgedns.server import lifecycle as server
@@ -371,8 +371,7 @@ def pull(endpoints: str, prefix: str, output: str, user: str | None,
 
 
 def _endpoints(text: str) -> tuple[str, ...]:
-    return tuple(u if u.startswith(("http://", "https://")) else f"http://{u}"
-                 for u in (part.strip() for part in text.split(",")) if u)
+    return tuple(endpoint_url(part) for part in text.split(",") if part.strip())
 
 
 def _raw(path: str) -> dict:

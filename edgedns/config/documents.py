@@ -41,36 +41,41 @@ class Documents:
 
 @dataclass(slots=True)
 class Memo:
-    """What the last load parsed, reused by the next when its inputs are the same, so that
-    a change to one zone document costs that zone: documents read as YAML (by key and
-    text), and zones built with their pools (by zone, with what they were built from)."""
+    """The zones the last load built, with their pools and what they were built from, so
+    that the next load reuses those whose inputs are the same: a change to one zone
+    document costs that zone (its YAML is not even read again)."""
 
-    documents: dict[tuple[str, str], Any] = field(default_factory=dict)
     zones: dict[str, tuple[Any, Any, list]] = field(default_factory=dict)
     """Zone key → (fingerprint, Zone, the zone's PoolSpecs)."""
     reused: int = 0
     """Zones the last load took from here instead of building them."""
 
 
-def tree(prefix: str, documents: dict[str, str], memo: Memo | None = None
-         ) -> tuple[dict[str, Any], dict[str, str]]:
+class Reused(dict):
+    """In a tree: the zone `Memo` holds, built from this very document (not read again)."""
+
+
+def tree(prefix: str, documents: dict[str, str], memo: Memo | None = None,
+         common: Any = None) -> tuple[dict[str, Any], dict[str, str]]:
     """The config tree the documents make, and which etcd key each part came from (top-level
-    key or ``zones.<zone>`` → key). Raises ConfigError naming the key."""
+    key or ``zones.<zone>`` → key). A zone `memo` built from the same document and `common`
+    inputs is a `Reused` placeholder. Raises ConfigError naming the key."""
     out: dict[str, Any] = {}
     zones: dict[str, Any] = {}
     origin: dict[str, str] = {}
-    parsed: dict[tuple[str, str], Any] = {}
     for key, text in sorted(documents.items()):
         name = key[len(prefix):]
         source = f"etcd:{key}"
-        if memo is not None and (key, text) in memo.documents:
-            raw = memo.documents[(key, text)]
-        else:
-            try:
-                raw = yaml_file.load(text, source)
-            except yaml_file.YamlError as exc:
-                raise ConfigError(source, "", str(exc)) from None
-        parsed[(key, text)] = raw
+        zone = name[len(ZONES):] if name.startswith(ZONES) else None
+        known = memo.zones.get(zone) if memo is not None and zone else None
+        if known is not None and known[0] == (text, common):
+            zones[zone] = Reused()
+            origin[f"zones.{zone}"] = key
+            continue
+        try:
+            raw = yaml_file.load(text, source)
+        except yaml_file.YamlError as exc:
+            raise ConfigError(source, "", str(exc)) from None
         if name == SETTINGS:
             if raw is None:
                 continue
@@ -91,8 +96,6 @@ def tree(prefix: str, documents: dict[str, str], memo: Memo | None = None
                               f"{SETTINGS} or {prefix}{ZONES}<zone>)")
     if zones:
         out["zones"] = zones
-    if memo is not None:
-        memo.documents = parsed
     return out, origin
 
 

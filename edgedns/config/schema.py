@@ -140,14 +140,17 @@ def load(path: str | Path, listen_override: tuple[str, ...] = (),
                               "(edgedns push) instead of listing them here")
         if documents is None:
             raise ConfigError(path, "source", "the etcd documents were not read")
-        shared, origin = etcd_documents.tree(etcd.prefix, documents.documents, memo)
         common = (text, documents.documents.get(f"{etcd.prefix}{etcd_documents.SETTINGS}"))
-        for zone_key, body in (shared.get("zones") or {}).items():
-            if not (isinstance(body, dict) and ("file" in body or "hosts" in body)):
-                parser.fingerprints[zone_key] = (
-                    documents.documents[origin[f"zones.{zone_key}"]], common)
-        if any(isinstance(b, dict) and "hosts" in b for b in (shared.get("zones") or {}).values()):
-            parser.fingerprints.clear()  # hosts files add PTRs to other zones: build all
+        shared, origin = etcd_documents.tree(etcd.prefix, documents.documents, memo, common)
+        zones = shared.get("zones") or {}
+        if any(isinstance(b, dict) and "hosts" in b for b in zones.values()):
+            # hosts files add PTRs to other zones: read and build every zone
+            shared, origin = etcd_documents.tree(etcd.prefix, documents.documents)
+        else:
+            for zone_key, body in zones.items():
+                if not (isinstance(body, dict) and "file" in body):
+                    parser.fingerprints[zone_key] = (
+                        documents.documents[origin[f"zones.{zone_key}"]], common)
         parser.memo = memo
         raw = {**shared, **raw}
     try:
@@ -283,6 +286,8 @@ class _Parser(ZonesSection, VipSection, ForwardSection, SourceSection):
             self.pools.extend(pools)
             self.reused += 1
         else:
+            if isinstance(raw, etcd_documents.Reused):
+                raise RuntimeError(f"zone {key} was to be reused, but memo lacks it")
             before = len(self.pools)
             zone = self.zone(key, raw, f"zones.{key}", hosts.get(key))
             pools = self.pools[before:]

@@ -7,7 +7,7 @@ import socket
 from typing import Any
 
 from edgedns.config.reader import Reader
-from edgedns.etcd.client import EtcdSettings
+from edgedns.etcd.client import EtcdSettings, endpoint_url
 
 ETCD_KEYS = ("endpoints", "prefix", "cache", "tls", "username", "password", "node")
 
@@ -26,10 +26,7 @@ class SourceSection(Reader):
             raise self.error(f"{path}.endpoints", "must list the cluster's client URLs")
         urls = []
         for i, item in enumerate(endpoints):
-            url = self.text(item, f"{path}.endpoints[{i}]", "a URL")
-            if not url.startswith(("http://", "https://")):
-                url = f"http://{url}"
-            urls.append(url.rstrip("/"))
+            urls.append(endpoint_url(self.text(item, f"{path}.endpoints[{i}]", "a URL")))
         prefix = self.text(raw.get("prefix", "/edgedns/"), f"{path}.prefix", "a key prefix")
         if not prefix.endswith("/"):
             raise self.error(f"{path}.prefix", "must end with /")

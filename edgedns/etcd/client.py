@@ -68,6 +68,12 @@ class Event:
     revision: int
 
 
+def endpoint_url(text: str) -> str:
+    """An endpoint as written (``10.0.0.1:2379`` or a URL) as a URL: http unless said."""
+    text = text.strip().rstrip("/")
+    return text if text.startswith(("http://", "https://")) else f"http://{text}"
+
+
 def _b64(text: str) -> str:
     return base64.b64encode(text.encode()).decode()
 

@@ -8,13 +8,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from edgedns import config as config_mod
+from edgedns import statefile
 from edgedns.config.documents import Documents, Memo
 from edgedns.config.reader import ConfigError
 from edgedns.etcd.client import Compacted, EtcdClient, EtcdError, EtcdSettings
@@ -23,11 +23,8 @@ log = logging.getLogger(__name__)
 
 def save(path: Path, documents: Documents) -> None:
     """Keep `documents` in `path` atomically (a reader sees the old file or the new)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(json.dumps({"revision": documents.revision, "saved_at": time.time(),
-                                     "documents": documents.documents}))
-    os.replace(temporary, path)
+    statefile.write_json(path, {"revision": documents.revision, "saved_at": time.time(),
+                                "documents": documents.documents})
 
 
 def load_cache(path: Path) -> Documents | None:

@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 from pathlib import Path
+
+from edgedns import statefile
 
 log = logging.getLogger(__name__)
 
@@ -68,15 +69,4 @@ class DrainStore:
         by_pool: dict[str, list[str]] = {}
         for pool, address in sorted(members):
             by_pool.setdefault(pool, []).append(address)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".drained-", dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as out:
-                json.dump(by_pool, out, indent=2)
-                out.write("\n")
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        statefile.write_json(self.path, by_pool, indent=2)

@@ -129,6 +129,8 @@ class History:
             periods.append([now, None])
         elif not drained and periods and periods[-1][1] is None:
             periods[-1][1] = now
+        else:
+            return  # as it was (reloads tell every drained member again)
         self.changes += 1
 
     def keep_only(self, targets: set[Target]) -> None:

@@ -515,7 +515,7 @@ class Server:
         """Cap TCP clients and upstream questions so that health probes always find a free
         descriptor (`limits.client_caps`)."""
         config, forwarder = self.config, self.handler.forwarder
-        probe_sockets = sum(1 for t in self.pools.targets() if t.type != "icmp")
+        probe_sockets = sum(1 for t in self._targets(self.pools) if t.type != "icmp")
         upstream = forwarder.settings.max_inflight if forwarder is not None else 0
         tcp, upstream_cap = limits.client_caps(self.open_files, probe_sockets,
                                                config.tcp.max_connections, upstream)
