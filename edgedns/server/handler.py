@@ -19,10 +19,11 @@ from edgedns.admin.metrics import QueryStats
 from edgedns.authority.answers import Answers, PoolReply, Reply
 from edgedns.dns import names, wire
 from edgedns.dns.names import Name
+from edgedns.dns.wire import HEADER
 from edgedns.forward.forwarder import Forwarder
 from edgedns.pools.pool import PoolSet
 from edgedns.server import chase
-from edgedns.server.packets import PacketCache
+from edgedns.server.packets import PacketCache, Sibling
 from edgedns.server.ratelimit import RateLimitSettings, ResponseRateLimit, TokenBucket
 
 # Plain ints: dnslib's QTYPE/CLASS attribute lookups cost more than the rest of a query.
@@ -34,6 +35,7 @@ DEBUG_LABEL = b"\x08_edgedns"
 """TXT queries for ``_edgedns.<pool name>`` answer the pool's member states (to `debug_allow`)."""
 FORWARDED = "forward"
 _FOREVER = float("inf")
+_SIBLINGS = -1.0
 DEBUG_RATE = 20
 """Debug answers per second, all clients together; beyond it the zone answers as usual."""
 DEBUG_REPLY_MAX = 60_000
@@ -61,16 +63,15 @@ class QueryHandler:
         self._debug_budget = TokenBucket(DEBUG_RATE, DEBUG_RATE)
         self._debug_replies: dict[Name, tuple[int, bytes]] = {}
         """Per pool: (its health generation, the debug TXT reply built for it)."""
-        quarter = packet_cache_bytes // 4
-        self._packets = ((PacketCache(quarter), PacketCache(quarter)),
-                         (PacketCache(quarter), PacketCache(quarter)))
+        share = packet_cache_bytes // 6
+        self._packets = tuple(tuple(PacketCache(share) for _ in range(3)) for _ in (0, 1))
         """Per transport (UDP, TCP), PowerDNS-style, replies that depend on nothing but the
         question: by the exact query bytes after the ID (a repeat costs a dict lookup), and
         by the question normalized (lowercased name, type, class, CD, EDNS trait, size
         limit), so clients randomising case or sending cookies hit too. Values: (reply bytes
         after the ID, or the whole reply to patch; metric labels; until when it holds; the
         pool whose addresses it holds and that pool's generation; the rate-limit name;
-        where the question ends)."""
+        where the question ends). The third holds `Sibling` replies."""
         self.rate_limit = ResponseRateLimit(rate_limit) if rate_limit is not None else None
         """Response-rate limiting of UDP replies; None: off."""
 
@@ -80,7 +81,7 @@ class QueryHandler:
         """The reply to one DNS message from `client` (its address): bytes, a future of
         them for a forwarded question not in the cache, or None when it deserves none."""
         start = time.perf_counter()
-        exact, normal = self._packets[tcp]
+        exact, normal, siblings = self._packets[tcp]
         entries = exact.entries
         exact_key = data[2:]
         hit = entries.get(exact_key)
@@ -99,6 +100,21 @@ class QueryHandler:
             if self._holds(hit, client):
                 self.stats.count(*hit[1], time.perf_counter() - start)
                 return self._send(data[:2] + hit[0], tcp, client, hit)
+        # A name never asked before, whose reply a sibling's already gave (random names).
+        first = data[HEADER] if len(data) > HEADER else 0
+        sibling_key = data[2:13] + data[13 + first:] if 0 < first < 64 else b""
+        sibling = siblings.entries.get(sibling_key)
+        if sibling is not None and not (first == 8 and data[13:21].lower() == DEBUG_LABEL[1:]):
+            reply = sibling.reply_for(data, first, self.answers)
+            if reply is not None:
+                siblings.entries.move_to_end(sibling_key)
+                self.stats.count(*sibling.labels, time.perf_counter() - start)
+                rrl = self.rate_limit
+                if tcp or rrl is None or rrl.prefixes.get(client, b"") is None:
+                    return reply
+                return self._limited(reply, client, sibling.limit_name
+                                     or reply[HEADER:sibling.question_end - 4].lower(),
+                                     sibling.question_end)
         try:
             query = wire.parse_query(data)
         except wire.Drop:
@@ -121,9 +137,16 @@ class QueryHandler:
         if reply.__class__ is bytes:
             self._done(query, reply, zone, tcp, client, start)
             # NXDOMAIN replies are limited per zone, so random names share one bucket.
-            limit_name = zone.encode() if reply[3] & 0x0F == wire.NXDOMAIN else query.qname
+            nxdomain = reply[3] & 0x0F == wire.NXDOMAIN
+            limit_name = zone.encode() if nxdomain else query.qname
             question_end = query.name_end + 4
-            if holds_for and not self.log_queries:
+            if holds_for == _SIBLINGS and sibling_key and not self.log_queries:
+                entry = Sibling.of(reply, names.from_wire(query.qname), question_end,
+                                   (zone, query.qtype, reply[3] & 0x0F, tcp), pool,
+                                   generation, limit_name if nxdomain else None, self.answers)
+                if entry is not None:
+                    siblings.put(sibling_key, entry)
+            elif holds_for and not self.log_queries:
                 until = _FOREVER if holds_for == _FOREVER else time.monotonic() + holds_for
                 labels = (zone, query.qtype, reply[3] & 0x0F, tcp)
                 exact.put(exact_key, (reply[2:], labels, until, pool, generation, limit_name,
@@ -185,7 +208,9 @@ class QueryHandler:
     ) -> tuple[bytes | asyncio.Future[bytes], str, float, Name | None, int]:
         """(reply, zone label, for how many seconds every client asking these bytes gets
         this same reply: _FOREVER while the zones say the same, 0 when it depends on who
-        asks; the pool whose addresses it holds and that pool's generation, if any).
+        asks, _SIBLINGS when every name differing only in its first label gets it too (as
+        long as that name is not in the zone); the pool whose addresses it holds and that
+        pool's generation, if any).
         Forwarded replies count as the same for every client the ACL lets in. `limit`:
         the largest reply the query may get (`wire.limit`)."""
         qtype = query.qtype
@@ -222,8 +247,8 @@ class QueryHandler:
             holds_for = 0.0
         else:
             packed = entry.packed
-        if entry.shared:
-            holds_for = 0.0  # found again as cheaply as from the packet cache: spare it
+        if entry.shared and holds_for:
+            holds_for = _SIBLINGS  # one entry serves every sibling: spare the packet cache
         if query.edns:
             limit -= wire.OPT_SIZE if echo is None else wire.OPT_SIZE + len(echo)
         if len(packed.full) <= limit:
@@ -237,7 +262,9 @@ class QueryHandler:
             reply = wire.add_option(reply, echo)
         if entry.__class__ is Reply and entry.chase is not None:
             forwarder = self.forwarder
-            if forwarder is not None and forwarder.allows(client):
+            if forwarder is not None:
+                if not forwarder.allows(client):  # others get it chased: not for all
+                    return reply, entry.zone, 0, None, 0
                 chased = chase.chase(forwarder, query, tcp, wire.answer_to(packed.full, query),
                                      entry.chase)
                 return chased, entry.zone, 0, None, 0

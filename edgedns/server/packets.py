@@ -1,6 +1,7 @@
 """The packet cache: finished replies remembered by their query, as PowerDNS's packet cache
-does: by the exact query bytes (after the ID) or by the normalized question (`QueryHandler`
-keeps one of each and decides what goes in).
+does: by the exact query bytes (after the ID) or by the normalized question; and `Sibling`
+replies, by the query bytes without the name's first label. `QueryHandler` keeps one of
+each and decides what goes in.
 
 An LRU bounded in bytes: each entry is charged its key, its reply and a fixed overhead.
 """
@@ -8,7 +9,14 @@ An LRU bounded in bytes: each entry is charged its key, its reply and a fixed ov
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from edgedns.dns.names import Name
+from edgedns.dns.wire import HEADER
+
+if TYPE_CHECKING:
+    from edgedns.authority.answers import Answers
+    from edgedns.authority.zone import Zone
 
 ENTRY_OVERHEAD = 400
 """Bytes of Python objects around one entry: the key and reply bytes objects, the value
@@ -57,3 +65,60 @@ class PacketCache:
 def _charge(key: Any, value: tuple[Any, ...]) -> int:
     key_bytes = len(key) if key.__class__ is bytes else len(key[0]) + TUPLE_KEY_OVERHEAD
     return key_bytes + len(value[0]) + ENTRY_OVERHEAD
+
+
+class Sibling(NamedTuple):
+    """A reply that every name under the same parent gets, but for the name itself, unless
+    that name is in the zone: NXDOMAIN, a wildcard's answer, a referral (the shared kinds of
+    `Zone.locate`). Kept by the query's bytes with the first label's content cut out (the
+    header after the ID, that label's length byte, the rest of the message), so a flood of
+    random names under one parent costs a dict lookup and a check that the name is absent,
+    not a parse and a lookup each. Equal bytes after the label mean the same parent, type,
+    flags and OPT, and the same offsets in the reply."""
+
+    tail: bytes
+    """The reply after the question (first: `PacketCache` charges it)."""
+    head: bytes
+    """The reply's header after the ID."""
+    question_end: int
+    labels: tuple
+    """The metric labels (`QueryStats.count`)."""
+    pool: Name | None
+    generation: int
+    """The pool whose addresses the reply holds, and that pool's health generation then."""
+    limit_name: bytes | None
+    """The rate-limit name when it is not the question's (NXDOMAIN: the zone)."""
+    zone: Zone
+    parent: Name
+
+    @classmethod
+    def of(cls, reply: bytes, name: Name, question_end: int, labels: tuple,
+           pool: Name | None, generation: int, limit_name: bytes | None,
+           answers: Answers) -> Sibling | None:
+        """The entry for `reply`, the answer to `name`, which landed on a shared kind; None
+        when `name` itself is in the zone (a delegation's own name is a referral, but its
+        siblings are not)."""
+        zone = answers.catalog.zone_for(name)
+        if zone is None or not _absent(name, zone, answers):
+            return None
+        return cls(reply[question_end:], reply[2:HEADER], question_end, labels, pool,
+                   generation, limit_name, zone, name[1:])
+
+    def reply_for(self, data: bytes, first: int, answers: Answers) -> bytes | None:
+        """The reply to `data`, whose first label is `first` bytes long, or None when this
+        entry does not hold for its name: the name is in the zone (or is a zone), or the
+        pool's health changed since."""
+        pool = self.pool
+        if pool is not None and answers.pools.generation[pool] != self.generation:
+            return None
+        name = (data[HEADER + 1 : HEADER + 1 + first].lower(), *self.parent)
+        if not _absent(name, self.zone, answers):
+            return None
+        return data[:2] + self.head + data[HEADER : self.question_end] + self.tail
+
+
+def _absent(name: Name, zone: Zone, answers: Answers) -> bool:
+    """Whether `name` has no node, empty non-terminal, delegation or zone of its own: where
+    it lands then depends on its parent alone (`Zone.locate`)."""
+    return not (name in zone.nodes or name in zone.empty_non_terminals or name in zone.cuts
+                or name in answers.catalog.zones)

@@ -11,6 +11,7 @@ import dns.edns
 import dns.flags
 import dns.message
 import dns.rcode
+import dns.rdatatype
 
 from edgedns import config as config_mod
 from edgedns.pools.health.checks import ProbeResult
@@ -49,7 +50,8 @@ def ask(handler, name: str, qid: int = 1, client: str = "127.0.0.1") -> dns.mess
 
 
 def addresses(reply: dns.message.Message) -> list[str]:
-    return sorted(rr.address for rrset in reply.answer for rr in rrset)
+    return sorted(rr.address for rrset in reply.answer if rrset.rdtype == dns.rdatatype.A
+                  for rr in rrset)
 
 
 def test_a_repeated_query_gets_the_same_reply_under_its_own_id(tmp_path) -> None:
@@ -57,7 +59,7 @@ def test_a_repeated_query_gets_the_same_reply_under_its_own_id(tmp_path) -> None
     first, second = ask(handler, "www.site.lan", 1), ask(handler, "www.site.lan", 2)
     assert (first.id, second.id) == (1, 2)
     assert addresses(first) == addresses(second) == ["192.0.2.1"]
-    exact, normal = handler._packets[False]
+    exact, normal, _ = handler._packets[False]
     assert (len(exact), len(normal)) == (1, 1)
 
 
@@ -73,12 +75,12 @@ def test_replies_that_vary_per_query_are_never_remembered(tmp_path) -> None:
     handler, _ = make(tmp_path)
     seen = {addresses(ask(handler, "spread.site.lan", qid))[0] for qid in range(4)}
     assert seen == {"192.0.2.20", "192.0.2.21"}
-    assert [len(cache) for cache in handler._packets[False]] == [0, 0]
+    assert [len(cache) for cache in handler._packets[False]] == [0, 0, 0]
 
 
 def test_the_cache_is_bounded_in_bytes_and_keeps_what_is_used(tmp_path) -> None:
-    handler, _ = make(tmp_path, CONFIG + "packet_cache: {max_bytes: 8KiB}\n")
-    cache = handler._packets[False][0]  # each transport and kind of key gets a quarter
+    handler, _ = make(tmp_path, CONFIG + "packet_cache: {max_bytes: 12KiB}\n")
+    cache = handler._packets[False][0]  # each transport and kind of key gets a sixth
     for i in range(200):
         ask(handler, f"n{i}.site.lan")
         ask(handler, "www.site.lan")  # asked again and again: never the one evicted
@@ -89,7 +91,7 @@ def test_the_cache_is_bounded_in_bytes_and_keeps_what_is_used(tmp_path) -> None:
 
 def test_case_ids_and_cookies_hit_the_normalized_cache(tmp_path) -> None:
     handler, _ = make(tmp_path)
-    exact, normal = handler._packets[False]
+    exact, normal, _ = handler._packets[False]
     ask(handler, "www.site.lan")
     for qid, (name, cookie) in enumerate([("WWW.Site.LAN", b"1" * 8), ("wWw.sItE.lAn", b"2" * 8),
                                           ("www.site.lan", b"3" * 8)]):
@@ -108,7 +110,7 @@ def test_case_ids_and_cookies_hit_the_normalized_cache(tmp_path) -> None:
 
 def test_cd_and_the_size_limit_are_part_of_the_normalized_key(tmp_path) -> None:
     handler, _ = make(tmp_path)
-    _, normal = handler._packets[False]
+    _, normal, _ = handler._packets[False]
     for payload in (1232, 600, 1232):
         for cd in (False, True):
             query = dns.message.make_query("www.site.lan", "A", use_edns=0, payload=payload)
@@ -156,3 +158,105 @@ def test_remembered_forwarded_replies_still_obey_the_acl_and_the_ttl_clock(
     time.sleep(2.1)
     later = _send_from("127.0.0.1", forwarder, query)
     assert later.answer[0].ttl <= first.answer[0].ttl - 2
+
+
+SIBLINGS = """
+zones:
+  site.lan:
+    records:
+      www: {A: 192.0.2.1}
+      a.deep: {A: 192.0.2.2}
+      "*.wild": {A: 192.0.2.3}
+      "*.into": {CNAME: web}
+      sub: {NS: ns.sub}
+      ns.sub: {A: 192.0.2.4}
+    pools:
+      web:
+        check: {type: tcp, port: 80}
+        members: [192.0.2.10, 192.0.2.11]
+  kid.site.lan:
+    records:
+      www: {A: 192.0.2.5}
+"""
+
+SIBLING_QUESTIONS = [
+    # (name, type): random names first, then names beside them that the zone holds
+    ("qz1.site.lan", "A"), ("qz2.site.lan", "A"), ("QZ3.Site.LAN", "A"), ("qz4.site.lan", "TXT"),
+    ("www.site.lan", "A"), ("WWW.site.lan", "A"), ("deep.site.lan", "A"), ("sub.site.lan", "A"),
+    ("kid.site.lan", "A"), ("ns.sub.site.lan", "A"), ("x.sub.site.lan", "A"),
+    ("y.sub.site.lan", "A"), ("r1.wild.site.lan", "A"), ("R2.WILD.site.lan", "A"),
+    ("r3.wild.site.lan", "AAAA"), ("*.wild.site.lan", "A"), ("r4.into.site.lan", "A"),
+    ("r5.into.site.lan", "A"), ("b.deep.site.lan", "A"), ("a.deep.site.lan", "A"),
+    ("zz.web.site.lan", "TXT"), ("zy.web.site.lan", "TXT"), ("qz5.kid.site.lan", "A"),
+    ("www.kid.site.lan", "A"),
+]
+
+
+def wire_query(name: str, rdtype: str, qid: int, **options) -> bytes:
+    query = dns.message.make_query(name, rdtype, **options)
+    query.id = qid
+    return query.to_wire()
+
+
+def test_random_names_under_one_parent_share_one_remembered_reply(tmp_path) -> None:
+    handler, _ = make(tmp_path, SIBLINGS)
+    for i in range(50):
+        reply = dns.message.from_wire(handler.respond(
+            wire_query(f"Rand{i}.site.lan", "A", i, use_edns=0), False, "127.0.0.1"))
+        assert reply.id == i and reply.rcode() == dns.rcode.NXDOMAIN
+        assert reply.question[0].name.to_text() == f"Rand{i}.site.lan."  # as asked
+        assert reply.authority[0].rdtype == dns.rdatatype.SOA
+    exact, normal, siblings = handler._packets[False]
+    assert (len(exact), len(normal), len(siblings)) == (0, 0, 2)  # 5- and 6-letter labels
+
+
+def test_sibling_replies_are_byte_for_byte_what_a_fresh_server_says(tmp_path) -> None:
+    """Whatever was asked before, every reply equals a cold handler's: names the zone holds,
+    empty non-terminals, delegations, child zones and wildcards are never answered from a
+    random sibling's reply."""
+    path = tmp_path / "edgedns.yaml"
+    path.write_text(SIBLINGS)
+    cfg = config_mod.load(path)
+    warm = build_handler(cfg, PoolSet(cfg.pools))
+    flavours = [{"use_edns": 0}, {"use_edns": 0, "payload": 512}, {"use_edns": False},
+                {"use_edns": 0, "want_dnssec": True}]
+    qid = 0
+    for _ in range(2):
+        for name, rdtype in SIBLING_QUESTIONS:
+            for flavour in flavours:
+                for tcp in (False, True):
+                    qid += 1
+                    query = wire_query(name, rdtype, qid, **flavour)
+                    cold = build_handler(cfg, PoolSet(cfg.pools))
+                    assert warm.respond(query, tcp, "127.0.0.1") == cold.respond(
+                        query, tcp, "127.0.0.1"), (name, rdtype, flavour, tcp)
+    assert all(len(transport[2]) > 0 for transport in warm._packets)
+
+
+def test_a_sibling_reply_into_a_pool_follows_its_health(tmp_path) -> None:
+    handler, pools = make(tmp_path, SIBLINGS)
+    assert addresses(ask(handler, "r1.into.site.lan")) == ["192.0.2.10", "192.0.2.11"]
+    assert addresses(ask(handler, "r2.into.site.lan")) == ["192.0.2.10", "192.0.2.11"]
+    target = next(t for t in pools.targets() if t.address == "192.0.2.10")
+    pools.record(target, ProbeResult(False, "connection refused"))
+    assert addresses(ask(handler, "r3.into.site.lan")) == ["192.0.2.11"]
+
+
+def test_sibling_replies_to_limited_clients_are_rate_limited_per_zone(tmp_path) -> None:
+    handler, _ = make(tmp_path, SIBLINGS + "rate_limit: {responses_per_second: 5, slip: 0}\n")
+    answered = sum(
+        handler.respond(wire_query(f"r{i}.site.lan", "A", i, use_edns=0), False, "192.0.2.99")
+        is not None for i in range(40))
+    assert answered == 5  # one bucket for the zone's NXDOMAINs, random names or not
+
+
+def test_the_debug_label_is_never_answered_as_a_sibling(tmp_path) -> None:
+    handler, _ = make(tmp_path, SIBLINGS)
+    for i in range(3):
+        reply = handler.respond(wire_query(f"zz{i}.web.site.lan", "TXT", i), False, "127.0.0.1")
+        assert dns.message.from_wire(reply).rcode() == dns.rcode.NXDOMAIN
+    for name in ("_edgedns.web.site.lan", "_EDGEDNS.web.site.lan"):
+        reply = dns.message.from_wire(handler.respond(wire_query(name, "TXT", 9), False,
+                                                      "127.0.0.1"))
+        assert [rr.to_text().split()[0] for rrset in reply.answer for rr in rrset] == [
+            '"192.0.2.10', '"192.0.2.11']
