@@ -30,11 +30,14 @@ if TYPE_CHECKING:
 LATENCY_BUCKETS = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
                    0.1, 0.25, 0.5, 1.0, 2.5)
 """Seconds; fine-grained at the low end where authoritative answers live."""
+FASTEST = LATENCY_BUCKETS[0]
 TRANSPORTS = ("udp", "tcp")
 KNOWN_TYPES = frozenset(QTYPE.forward)
 """Query types counted under their own name; any other is counted as `other` (as CoreDNS
 does), so clients asking random types cannot grow the counters or the label set."""
 OTHER = -1
+Labels = tuple[str, int, int, bool]
+"""Zone apex, query type (`OTHER` for the rest), rcode, over TCP."""
 
 
 class QueryStats:
@@ -42,14 +45,25 @@ class QueryStats:
     "" when no zone was involved), query type, rcode, transport."""
 
     def __init__(self) -> None:
-        self.queries: dict[tuple[str, int, int, bool], int] = {}
-        self.latency = {tcp: [0] * (len(LATENCY_BUCKETS) + 1) for tcp in (False, True)}
-        self.latency_sum = {False: 0.0, True: 0.0}
+        self.queries: dict[Labels, int] = {}
+        self.latency = ([0] * (len(LATENCY_BUCKETS) + 1), [0] * (len(LATENCY_BUCKETS) + 1))
+        """Per transport (indexed by `tcp`), the histogram's bucket counts."""
+        self.latency_sum = [0.0, 0.0]
+
+    @staticmethod
+    def labels(zone: str, qtype: int, rcode: int, tcp: bool) -> Labels:
+        """The counter key for one answered query."""
+        return zone, qtype if qtype in KNOWN_TYPES else OTHER, rcode, tcp
 
     def count(self, zone: str, qtype: int, rcode: int, tcp: bool, seconds: float) -> None:
-        key = (zone, qtype if qtype in KNOWN_TYPES else OTHER, rcode, tcp)
-        self.queries[key] = self.queries.get(key, 0) + 1
-        self.latency[tcp][bisect_left(LATENCY_BUCKETS, seconds)] += 1
+        self.tally(self.labels(zone, qtype, rcode, tcp), seconds)
+
+    def tally(self, labels: Labels, seconds: float) -> None:
+        """`count` with the key made already (remembered replies keep theirs)."""
+        queries = self.queries
+        queries[labels] = queries.get(labels, 0) + 1
+        tcp = labels[3]
+        self.latency[tcp][0 if seconds <= FASTEST else bisect_left(LATENCY_BUCKETS, seconds)] += 1
         self.latency_sum[tcp] += seconds
 
 

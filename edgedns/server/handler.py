@@ -92,13 +92,13 @@ class QueryHandler:
             if hit[2] == _FOREVER and (
                 hit[3] is None or self.answers.pools.generation[hit[3]] == hit[4]
             ):
-                self.stats.count(*hit[1], time.perf_counter() - start)
+                self.stats.tally(hit[1], time.perf_counter() - start)
                 rrl = self.rate_limit
                 if tcp or rrl is None or rrl.prefixes.get(client, b"") is None:
                     return data[:2] + hit[0]
                 return self._limited(data[:2] + hit[0], client, hit[5], hit[6])
             if self._holds(hit, client):
-                self.stats.count(*hit[1], time.perf_counter() - start)
+                self.stats.tally(hit[1], time.perf_counter() - start)
                 return self._send(data[:2] + hit[0], tcp, client, hit)
         # A name never asked before, whose reply a sibling's already gave (random names).
         first = data[HEADER] if len(data) > HEADER else 0
@@ -108,7 +108,7 @@ class QueryHandler:
             reply = sibling.reply_for(data, first, self.answers)
             if reply is not None:
                 siblings.entries.move_to_end(sibling_key)
-                self.stats.count(*sibling.labels, time.perf_counter() - start)
+                self.stats.tally(sibling.labels, time.perf_counter() - start)
                 rrl = self.rate_limit
                 if tcp or rrl is None or rrl.prefixes.get(client, b"") is None:
                     return reply
@@ -131,7 +131,7 @@ class QueryHandler:
         hit = normal.entries.get(key)
         if hit is not None and self._holds(hit, client):
             normal.entries.move_to_end(key)
-            self.stats.count(*hit[1], time.perf_counter() - start)
+            self.stats.tally(hit[1], time.perf_counter() - start)
             return self._send(wire.patch(hit[0], query), tcp, client, hit)
         reply, zone, holds_for, pool, generation = self._answer(query, tcp, client, limit)
         if reply.__class__ is bytes:
@@ -140,21 +140,23 @@ class QueryHandler:
             nxdomain = reply[3] & 0x0F == wire.NXDOMAIN
             limit_name = zone.encode() if nxdomain else query.qname
             question_end = query.name_end + 4
-            if holds_for == _SIBLINGS and sibling_key and not self.log_queries:
-                entry = Sibling.of(reply, names.from_wire(query.qname), question_end,
-                                   (zone, query.qtype, reply[3] & 0x0F, tcp), pool,
-                                   generation, limit_name if nxdomain else None, self.answers)
-                if entry is not None:
-                    siblings.put(sibling_key, entry)
-            elif holds_for and not self.log_queries:
-                until = _FOREVER if holds_for == _FOREVER else time.monotonic() + holds_for
-                labels = (zone, query.qtype, reply[3] & 0x0F, tcp)
-                exact.put(exact_key, (reply[2:], labels, until, pool, generation, limit_name,
-                                      question_end))
-                # Kept with RD and CD clear: `wire.patch` sets the asker's.
-                unpatched = reply[:2] + bytes((reply[2] & ~_RD & 0xFF, reply[3] & ~_CD & 0xFF))
-                normal.put(key, (unpatched + reply[4:], labels, until, pool, generation,
-                                 limit_name, question_end))
+            if holds_for and not self.log_queries:
+                labels = QueryStats.labels(zone, query.qtype, reply[3] & 0x0F, tcp)
+                if holds_for == _SIBLINGS:
+                    entry = sibling_key and Sibling.of(
+                        reply, names.from_wire(query.qname), question_end, labels, pool,
+                        generation, limit_name if nxdomain else None, self.answers)
+                    if entry:
+                        siblings.put(sibling_key, entry)
+                else:
+                    until = _FOREVER if holds_for == _FOREVER else time.monotonic() + holds_for
+                    exact.put(exact_key, (reply[2:], labels, until, pool, generation,
+                                          limit_name, question_end))
+                    # Kept with RD and CD clear: `wire.patch` sets the asker's.
+                    unpatched = reply[:2] + bytes((reply[2] & ~_RD & 0xFF,
+                                                   reply[3] & ~_CD & 0xFF))
+                    normal.put(key, (unpatched + reply[4:], labels, until, pool, generation,
+                                     limit_name, question_end))
             if not tcp and self.rate_limit is not None:
                 return self._limited(reply, client, limit_name, question_end)
         else:

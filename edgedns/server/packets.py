@@ -15,6 +15,7 @@ from edgedns.dns.names import Name
 from edgedns.dns.wire import HEADER
 
 if TYPE_CHECKING:
+    from edgedns.admin.metrics import Labels
     from edgedns.authority.answers import Answers
     from edgedns.authority.zone import Zone
 
@@ -81,7 +82,7 @@ class Sibling(NamedTuple):
     head: bytes
     """The reply's header after the ID."""
     question_end: int
-    labels: tuple
+    labels: Labels
     """The metric labels (`QueryStats.count`)."""
     pool: Name | None
     generation: int
@@ -92,7 +93,7 @@ class Sibling(NamedTuple):
     parent: Name
 
     @classmethod
-    def of(cls, reply: bytes, name: Name, question_end: int, labels: tuple,
+    def of(cls, reply: bytes, name: Name, question_end: int, labels: Labels,
            pool: Name | None, generation: int, limit_name: bytes | None,
            answers: Answers) -> Sibling | None:
         """The entry for `reply`, the answer to `name`, which landed on a shared kind; None
