@@ -56,7 +56,11 @@ class QueryStats:
         return zone, qtype if qtype in KNOWN_TYPES else OTHER, rcode, tcp
 
     def count(self, zone: str, qtype: int, rcode: int, tcp: bool, seconds: float) -> None:
-        self.tally(self.labels(zone, qtype, rcode, tcp), seconds)
+        labels = zone, qtype if qtype in KNOWN_TYPES else OTHER, rcode, tcp
+        queries = self.queries
+        queries[labels] = queries.get(labels, 0) + 1
+        self.latency[tcp][0 if seconds <= FASTEST else bisect_left(LATENCY_BUCKETS, seconds)] += 1
+        self.latency_sum[tcp] += seconds
 
     def tally(self, labels: Labels, seconds: float) -> None:
         """`count` with the key made already (remembered replies keep theirs)."""

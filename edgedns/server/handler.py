@@ -23,7 +23,7 @@ from edgedns.dns.wire import HEADER
 from edgedns.forward.forwarder import Forwarder
 from edgedns.pools.pool import PoolSet
 from edgedns.server import chase
-from edgedns.server.packets import PacketCache, Sibling
+from edgedns.server.packets import Doorkeeper, PacketCache, Sibling
 from edgedns.server.ratelimit import RateLimitSettings, ResponseRateLimit, TokenBucket
 
 # Plain ints: dnslib's QTYPE/CLASS attribute lookups cost more than the rest of a query.
@@ -71,7 +71,9 @@ class QueryHandler:
         limit), so clients randomising case or sending cookies hit too. Values: (reply bytes
         after the ID, or the whole reply to patch; metric labels; until when it holds; the
         pool whose addresses it holds and that pool's generation; the rate-limit name;
-        where the question ends). The third holds `Sibling` replies."""
+        where the question ends). The third holds `Sibling` replies, once their key has come
+        twice (`Doorkeeper`)."""
+        self._doorkeepers = (Doorkeeper(), Doorkeeper())
         self.rate_limit = ResponseRateLimit(rate_limit) if rate_limit is not None else None
         """Response-rate limiting of UDP replies; None: off."""
 
@@ -140,23 +142,25 @@ class QueryHandler:
             nxdomain = reply[3] & 0x0F == wire.NXDOMAIN
             limit_name = zone.encode() if nxdomain else query.qname
             question_end = query.name_end + 4
-            if holds_for and not self.log_queries:
-                labels = QueryStats.labels(zone, query.qtype, reply[3] & 0x0F, tcp)
-                if holds_for == _SIBLINGS:
-                    entry = sibling_key and Sibling.of(
-                        reply, names.from_wire(query.qname), question_end, labels, pool,
-                        generation, limit_name if nxdomain else None, self.answers)
-                    if entry:
+            if holds_for == _SIBLINGS:
+                if sibling_key and not self.log_queries and self._doorkeepers[tcp].admit(
+                        sibling_key):
+                    labels = QueryStats.labels(zone, query.qtype, reply[3] & 0x0F, tcp)
+                    entry = Sibling.of(reply, names.from_wire(query.qname), question_end,
+                                       labels, pool, generation,
+                                       limit_name if nxdomain else None, self.answers)
+                    if entry is not None:
                         siblings.put(sibling_key, entry)
-                else:
-                    until = _FOREVER if holds_for == _FOREVER else time.monotonic() + holds_for
-                    exact.put(exact_key, (reply[2:], labels, until, pool, generation,
-                                          limit_name, question_end))
-                    # Kept with RD and CD clear: `wire.patch` sets the asker's.
-                    unpatched = reply[:2] + bytes((reply[2] & ~_RD & 0xFF,
-                                                   reply[3] & ~_CD & 0xFF))
-                    normal.put(key, (unpatched + reply[4:], labels, until, pool, generation,
-                                     limit_name, question_end))
+            elif holds_for and not self.log_queries:
+                labels = QueryStats.labels(zone, query.qtype, reply[3] & 0x0F, tcp)
+                until = _FOREVER if holds_for == _FOREVER else time.monotonic() + holds_for
+                exact.put(exact_key, (reply[2:], labels, until, pool, generation,
+                                      limit_name, question_end))
+                # Kept with RD and CD clear: `wire.patch` sets the asker's.
+                unpatched = reply[:2] + bytes((reply[2] & ~_RD & 0xFF,
+                                               reply[3] & ~_CD & 0xFF))
+                normal.put(key, (unpatched + reply[4:], labels, until, pool, generation,
+                                 limit_name, question_end))
             if not tcp and self.rate_limit is not None:
                 return self._limited(reply, client, limit_name, question_end)
         else:
