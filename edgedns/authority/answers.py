@@ -74,10 +74,11 @@ def _jump(key: int, buckets: int) -> int:
 class Reply:
     """A reply that is the same for every client: its forms and the zone it came from."""
 
-    __slots__ = ("packed", "zone", "pool", "generation", "shared", "size", "chase")
+    __slots__ = ("packed", "zone", "pool", "generation", "shared", "siblings", "size", "chase")
 
     def __init__(self, packed: Packed, zone: str, pool: Name | None = None,
-                 generation: int = 0, shared: bool = False, chase: Name | None = None) -> None:
+                 generation: int = 0, shared: bool = False, chase: Name | None = None,
+                 siblings: bool = False) -> None:
         self.packed = packed
         self.chase = chase
         """The CNAME chain ends at this name outside our zones (a forwarder may chase it)."""
@@ -90,6 +91,10 @@ class Reply:
         self.shared = shared
         """Serves every name synthesized like the one asked (see `Answers.lookup`): cheap to
         find again, so not worth remembering by each query's bytes."""
+        self.siblings = siblings
+        """Shared, and the parent of the name asked is where it landed (its closest
+        encloser or the delegation): every absent name under that parent gets this reply,
+        which the query path remembers by the query without its first label."""
         self.size = packed.size + ENTRY_OVERHEAD
 
 
@@ -154,6 +159,8 @@ class PoolReply:
 
     __slots__ = ("qname", "qtype", "outcome", "pooled", "soa", "selection", "picker",
                  "variants", "zone", "pool", "generation", "size", "shared_suffix", "shared")
+    siblings = False
+    """Never: which variant a query gets depends on it (see `Reply.siblings`)."""
 
     def __init__(self, qname: Name, qtype: int, outcome: Outcome, pooled: Section, soa: Section,
                  selection: Selection, zone: str, pool: Name, generation: int,
@@ -242,8 +249,9 @@ class Answers:
         Names that exist are cached by name. A name that does not exist lands on an anchor
         (`Zone.locate`): a wildcard's closest encloser, a delegation, or NXDOMAIN in its
         zone; every such name of the same wire length gets the same reply bytes but for the
-        question, so one reply per (anchor, type, length) serves them all, and a flood of
-        random names costs one lookup in the zone each, never a cache entry each."""
+        question, so one reply per (anchor, type, length, whether the name's parent is the
+        anchor) serves them all, and a flood of random names costs one lookup in the zone
+        each, never a cache entry each."""
         key: tuple = (qname, qtype)
         entry = self.cache.get(key)
         if entry is not None and (entry.pool is None or self.is_current(entry)):
@@ -254,15 +262,17 @@ class Answers:
             return None
         kind, anchor = zone.locate(name, qtype)
         shared_suffix = None
+        siblings = False
         if kind != EXISTS:
+            siblings = len(anchor) + 1 == len(name)
             if kind == NXDOMAIN:
                 anchor = zone.origin  # the reply holds nothing of the closest encloser
-            key = (kind, anchor, qtype, len(qname))
+            key = (kind, anchor, qtype, len(qname), siblings)
             shared_suffix = len(anchor)
             entry = self.cache.get(key)
             if entry is not None and (entry.pool is None or self.is_current(entry)):
                 return entry
-        entry = self._build(name, qtype, shared_suffix)
+        entry = self._build(name, qtype, shared_suffix, siblings)
         self.cache.put(key, entry)
         return entry
 
@@ -270,7 +280,8 @@ class Answers:
         """Whether `entry` still says what the zones and pools say now."""
         return entry.pool is None or self.pools.generation[entry.pool] == entry.generation
 
-    def _build(self, qname: Name, qtype: int, shared_suffix: int | None) -> Entry:
+    def _build(self, qname: Name, qtype: int, shared_suffix: int | None,
+               siblings: bool = False) -> Entry:
         outcome = self.catalog.resolve(qname, qtype)
         zone = self.catalog.zone_for(qname)
         assert outcome is not None and zone is not None
@@ -279,21 +290,21 @@ class Answers:
         shared = shared_suffix is not None
         if pooled is None:
             return Reply(_pack(qname, qtype, outcome, shared_suffix), label, shared=shared,
-                         chase=outcome.external_target)
+                         chase=outcome.external_target, siblings=siblings)
         pool = pooled.rrset.name
         generation = self.pools.generation[pool]
         selection = self.pools.selection(pool, 4 if pooled.rrset.rtype == _A else 6)
         if selection.servfail:
             servfail = Outcome(RCODE.SERVFAIL, authoritative=False)
             return Reply(_pack(qname, qtype, servfail, shared_suffix), label, pool, generation,
-                         shared)
+                         shared, siblings=siblings)
         pool_zone = self.catalog.zone_for(pool)
         assert pool_zone is not None
         soa = pool_zone.negative_soa
         if len(selection.variants) == 1:
             outcome = _with_addresses(outcome, pooled, selection.variants[0], soa)
             return Reply(_pack(qname, qtype, outcome, shared_suffix), label, pool, generation,
-                         shared)
+                         shared, siblings=siblings)
         return PoolReply(qname, qtype, outcome, pooled, soa, selection, label, pool, generation,
                          shared_suffix)
 

@@ -23,7 +23,7 @@ from edgedns.dns.wire import HEADER
 from edgedns.forward.forwarder import Forwarder
 from edgedns.pools.pool import PoolSet
 from edgedns.server import chase
-from edgedns.server.packets import Doorkeeper, PacketCache, Sibling
+from edgedns.server.packets import PacketCache, Sibling
 from edgedns.server.ratelimit import RateLimitSettings, ResponseRateLimit, TokenBucket
 
 # Plain ints: dnslib's QTYPE/CLASS attribute lookups cost more than the rest of a query.
@@ -71,9 +71,7 @@ class QueryHandler:
         limit), so clients randomising case or sending cookies hit too. Values: (reply bytes
         after the ID, or the whole reply to patch; metric labels; until when it holds; the
         pool whose addresses it holds and that pool's generation; the rate-limit name;
-        where the question ends). The third holds `Sibling` replies, once their key has come
-        twice (`Doorkeeper`)."""
-        self._doorkeepers = (Doorkeeper(), Doorkeeper())
+        where the question ends). The third holds `Sibling` replies."""
         self.rate_limit = ResponseRateLimit(rate_limit) if rate_limit is not None else None
         """Response-rate limiting of UDP replies; None: off."""
 
@@ -143,8 +141,7 @@ class QueryHandler:
             limit_name = zone.encode() if nxdomain else query.qname
             question_end = query.name_end + 4
             if holds_for == _SIBLINGS:
-                if sibling_key and not self.log_queries and self._doorkeepers[tcp].admit(
-                        sibling_key):
+                if sibling_key and not self.log_queries:
                     labels = QueryStats.labels(zone, query.qtype, reply[3] & 0x0F, tcp)
                     entry = Sibling.of(reply, names.from_wire(query.qname), question_end,
                                        labels, pool, generation,
@@ -161,7 +158,8 @@ class QueryHandler:
                                                reply[3] & ~_CD & 0xFF))
                 normal.put(key, (unpatched + reply[4:], labels, until, pool, generation,
                                  limit_name, question_end))
-            if not tcp and self.rate_limit is not None:
+            rrl = self.rate_limit
+            if not tcp and rrl is not None and rrl.prefixes.get(client, b"") is not None:
                 return self._limited(reply, client, limit_name, question_end)
         else:
             reply.add_done_callback(
@@ -254,7 +252,9 @@ class QueryHandler:
         else:
             packed = entry.packed
         if entry.shared and holds_for:
-            holds_for = _SIBLINGS  # one entry serves every sibling: spare the packet cache
+            # Found again as cheaply as from the packet cache, or from one entry for every
+            # sibling name: spare the packet cache.
+            holds_for = _SIBLINGS if entry.siblings else 0.0
         if query.edns:
             limit -= wire.OPT_SIZE if echo is None else wire.OPT_SIZE + len(echo)
         if len(packed.full) <= limit:

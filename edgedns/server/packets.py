@@ -68,33 +68,6 @@ def _charge(key: Any, value: tuple[Any, ...]) -> int:
     return key_bytes + len(value[0]) + ENTRY_OVERHEAD
 
 
-class Doorkeeper:
-    """Says yes to a key the second time it comes: one-off keys (the parents in a flood of
-    random names two labels deep) then cost a bit each, not an entry each. A fixed array of
-    bits by hash, so a collision lets a key through early; cleared once a sixteenth of it is
-    set, so that stays rare and it never fills up and says yes to everything."""
-
-    BITS = 1 << 19
-    """64 KiB."""
-
-    def __init__(self) -> None:
-        self._bits = bytearray(self.BITS >> 3)
-        self._marked = 0
-
-    def admit(self, key: bytes) -> bool:
-        slot = hash(key) & (self.BITS - 1)
-        byte, bit = slot >> 3, 1 << (slot & 7)
-        bits = self._bits
-        if bits[byte] & bit:
-            return True
-        bits[byte] |= bit
-        self._marked += 1
-        if self._marked > self.BITS >> 4:
-            self._bits = bytearray(self.BITS >> 3)
-            self._marked = 0
-        return False
-
-
 class Sibling(NamedTuple):
     """A reply that every name under the same parent gets, but for the name itself, unless
     that name is in the zone: NXDOMAIN, a wildcard's answer, a referral (the shared kinds of

@@ -111,9 +111,13 @@ def test_names_synthesized_alike_share_one_reply(made) -> None:
     answers, _ = made
     first = answers.lookup(key("aaaa.wild.site.lan."), 1)
     assert answers.lookup(key("bbbb.wild.site.lan."), 1) is first  # same length: same bytes
-    assert answers.lookup(key("b.cc.wild.site.lan."), 1) is first  # deeper, same length
+    deeper = answers.lookup(key("b.cc.wild.site.lan."), 1)  # same length, the parent absent
+    question = len(key("aaaa.wild.site.lan.")) + 4
+    assert deeper.packed.full[question + 12:] == first.packed.full[question + 12:]
+    assert answers.lookup(key("d.ee.wild.site.lan."), 1) is deeper
     assert answers.lookup(key("ccccc.wild.site.lan."), 1) is not first
-    assert first.shared and len(answers.cache) == 2
+    assert first.shared and deeper.shared and len(answers.cache) == 3
+    assert first.siblings and not deeper.siblings  # what names under its parent get
 
 
 def test_a_shared_reply_compresses_only_against_what_its_names_share(made) -> None:

@@ -210,6 +210,15 @@ def test_random_names_under_one_parent_share_one_remembered_reply(tmp_path) -> N
     assert (len(exact), len(normal), len(siblings)) == (0, 0, 2)  # 5- and 6-letter labels
 
 
+def test_random_parents_add_no_remembered_reply(tmp_path) -> None:
+    handler, _ = make(tmp_path, SIBLINGS)
+    for i in range(50):
+        reply = dns.message.from_wire(handler.respond(
+            wire_query(f"r{i}.p{i}.site.lan", "A", i, use_edns=0), False, "127.0.0.1"))
+        assert reply.rcode() == dns.rcode.NXDOMAIN
+    assert [len(cache) for cache in handler._packets[False]] == [0, 0, 0]
+
+
 def test_sibling_replies_are_byte_for_byte_what_a_fresh_server_says(tmp_path) -> None:
     """Whatever was asked before, every reply equals a cold handler's: names the zone holds,
     empty non-terminals, delegations, child zones and wildcards are never answered from a
