@@ -22,6 +22,9 @@ if TYPE_CHECKING:
 ENTRY_OVERHEAD = 400
 """Bytes of Python objects around one entry: the key and reply bytes objects, the value
 tuple, the ordered dict's slot and link (about 400, measured with tracemalloc)."""
+SIBLING_OVERHEAD = 200
+"""Bytes a `Sibling` holds beyond a plain entry: its header bytes, parent name and labels
+(650 bytes an entry in all with a 30-byte key, measured with tracemalloc)."""
 TUPLE_KEY_OVERHEAD = 120
 """Bytes of a normalized key beyond its name: the tuple and its small ints."""
 MAX_QUERY = 512
@@ -65,17 +68,18 @@ class PacketCache:
 
 def _charge(key: Any, value: tuple[Any, ...]) -> int:
     key_bytes = len(key) if key.__class__ is bytes else len(key[0]) + TUPLE_KEY_OVERHEAD
-    return key_bytes + len(value[0]) + ENTRY_OVERHEAD
+    extra = SIBLING_OVERHEAD if value.__class__ is Sibling else 0
+    return key_bytes + len(value[0]) + ENTRY_OVERHEAD + extra
 
 
 class Sibling(NamedTuple):
-    """A reply that every name under the same parent gets, but for the name itself, unless
-    that name is in the zone: NXDOMAIN, a wildcard's answer, a referral (the shared kinds of
-    `Zone.locate`). Kept by the query's bytes with the first label's content cut out (the
-    header after the ID, that label's length byte, the rest of the message), so a flood of
-    random names under one parent costs a dict lookup and a check that the name is absent,
-    not a parse and a lookup each. Equal bytes after the label mean the same parent, type,
-    flags and OPT, and the same offsets in the reply."""
+    """A reply that every name under one parent gets, but for the name itself, unless that
+    name is in the zone: NXDOMAIN, a wildcard's answer, a referral, when the parent is where
+    the name landed (`Reply.siblings`). Kept by the query's bytes with the first label's
+    content cut out (the header after the ID, that label's length byte, the rest of the
+    message), so a flood of random names under one parent costs a dict lookup and a check
+    that the name is absent, not a parse and a lookup each. Equal bytes after the label
+    mean the same parent, type, flags and OPT, and the same offsets in the reply."""
 
     tail: bytes
     """The reply after the question (first: `PacketCache` charges it)."""
