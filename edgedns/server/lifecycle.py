@@ -23,6 +23,7 @@ import os
 import pwd
 import signal
 import socket
+import sys
 import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -68,6 +69,12 @@ summary = logging.getLogger("edgedns.summary")
 _WATCH = "config-watch"
 _ETCD = "etcd-watch"
 _REGISTRY = "etcd-registry"
+SWITCH_INTERVAL = 0.0005
+"""Seconds a thread may hold the GIL while another waits for it (CPython's default: 5 ms).
+While the worker thread builds a reload, the event loop thread waits this long for the GIL
+each time a query wakes it: at 5 ms, with first-use answers costing ~80 µs, a steady 5,000
+qps stream saw p99 latencies of 40-70 ms through a SIGHUP storm; the worker merely takes a
+little longer. Without a second thread busy nothing waits, and this costs nothing."""
 _BIND_ATTEMPTS = 20
 """Tries at finding a port free on both UDP and TCP when the config asks for port 0."""
 
@@ -704,6 +711,7 @@ def run(config: Config, listen_override: tuple[str, ...] = (),
     """Run a server for `config` (loaded with `memo`, when it was) on uvloop when
     installed, else the stdlib loop."""
     server = Server(config, listen_override, admin_override, memo)
+    sys.setswitchinterval(SWITCH_INTERVAL)
     try:
         import uvloop
     except ImportError:
