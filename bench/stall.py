@@ -13,10 +13,11 @@ flood: NSD, then edgedns, serve the same generated zone `stall.lan`. From a fixe
 script writes three files of --names distinct random names: (a) absent from the zone
 (NXDOMAIN), (b) under the wildcard `*.wild` (A), (c) under the wildcard `*.pool CNAME web`,
 where `web` is a pool (two members, `check: {type: none}`) for edgedns and two static A
-records for NSD. Each file gets --seconds of unthrottled dnsperf (-c 8 -q 500): qps of both
-and edgedns/NSD. (d) A legitimate stream beside a flood: dnsperf -Q --flood-rate (8000) on
-the NXDOMAIN names and, at the same time, dnsperf -Q --legit-rate (500) on 1,000 existing
-names; the legitimate stream's lost / sent (the promise: 0 lost).
+records for NSD, and (e) two random labels deep (`<12 random>.<6 random>.stall.lan`, NXDOMAIN:
+a random parent each time). Each file gets --seconds of unthrottled dnsperf (-c 8 -q 500):
+qps of both and edgedns/NSD. (d) A legitimate stream beside a flood: dnsperf -Q
+--flood-rate (8000) on the NXDOMAIN names and, at the same time, dnsperf -Q --legit-rate
+(500) on 1,000 existing names; the legitimate stream's lost / sent (the promise: 0 lost).
 
 flip: edgedns serves `*.dep CNAME web`, `web` a pool of two members checked with `type: tcp`
 (interval 200ms, timeout 100ms, fall 1, rise 1) against 127.0.0.1: member 1 on bench/common.py's
@@ -335,7 +336,7 @@ def perf(args: argparse.Namespace, server: Proc, port: int, queries: Path, tag: 
 # --------------------------------------------------------------------------- flood
 
 FLOOD_CASES = {"nx": "(a) random NXDOMAIN", "wild": "(b) random *.wild A",
-               "pool": "(c) random *.pool CNAME pool"}
+               "pool": "(c) random *.pool CNAME pool", "deep": "(e) random x.y NXDOMAIN"}
 
 
 def flood_files(args: argparse.Namespace) -> dict[str, Path]:
@@ -356,6 +357,10 @@ def flood_files(args: argparse.Namespace) -> dict[str, Path]:
     for case, under in (("nx", ZONE), ("wild", f"wild.{ZONE}"), ("pool", f"pool.{ZONE}")):
         files[case] = write_names(wd / f"{case}.txt",
                                   [f"{label}.{under}" for label in random_labels(rng, args.names)])
+    parents = random_labels(rng, args.names)
+    files["deep"] = write_names(wd / "deep.txt", [
+        f"{label}.{parent[:6]}.{ZONE}"
+        for label, parent in zip(random_labels(rng, args.names), parents, strict=True)])
     return files
 
 
@@ -424,7 +429,7 @@ def run_flood(args: argparse.Namespace) -> dict:
         rows.append(f"{name:30} {str(legit['lost']) + ' / ' + str(legit['sent']):>14} "
                     f"{legit['latency_avg_ms']:>8.3f} {legit['latency_max_ms']:>8.3f} "
                     f"{legit['flood']['qps']:>10.0f}")
-    rows.append("server CPU % (a/b/c): NSD " + " / ".join(
+    rows.append("server CPU % (a/b/c/e): NSD " + " / ".join(
         f"{nsd[c]['server_cpu_pct']:.0f}" for c in FLOOD_CASES) + ", edgedns " + " / ".join(
         f"{ed[c]['server_cpu_pct']:.0f}" for c in FLOOD_CASES))
     return {"servers": results, "table": "\n".join(rows), "warnings": warnings}
