@@ -22,7 +22,7 @@ from edgedns.dns.names import Name
 from edgedns.dns.wire import HEADER
 from edgedns.forward.forwarder import Forwarder
 from edgedns.pools.pool import PoolSet
-from edgedns.server import chase
+from edgedns.server import chase, packets
 from edgedns.server.packets import PacketCache, Sibling
 from edgedns.server.ratelimit import RateLimitSettings, ResponseRateLimit, TokenBucket
 
@@ -101,11 +101,10 @@ class QueryHandler:
                 self.stats.tally(hit[1], time.perf_counter() - start)
                 return self._send(data[:2] + hit[0], tcp, client, hit)
         # A name never asked before, whose reply a sibling's already gave (random names).
-        first = data[HEADER] if len(data) > HEADER else 0
-        sibling_key = data[2:13] + data[13 + first:] if 0 < first < 64 else b""
+        sibling_key = packets.sibling_key(data)
         sibling = siblings.entries.get(sibling_key)
-        if sibling is not None and not (first == 8 and data[13:21].lower() == DEBUG_LABEL[1:]):
-            reply = sibling.reply_for(data, first, self.answers)
+        if sibling is not None and data[HEADER:HEADER + 9].lower() != DEBUG_LABEL:
+            reply = sibling.reply_for(data, self.answers)
             if reply is not None:
                 siblings.entries.move_to_end(sibling_key)
                 self.stats.tally(sibling.labels, time.perf_counter() - start)

@@ -72,6 +72,18 @@ def _charge(key: Any, value: tuple[Any, ...]) -> int:
     return key_bytes + len(value[0]) + ENTRY_OVERHEAD + extra
 
 
+def sibling_key(data: bytes) -> bytes:
+    """The key of `Sibling` replies for the query `data`: its bytes after the ID with the
+    first label's content cut out (its length byte stays); empty when the question does
+    not start with a label (the root, a malformed name). Only a query that parsed well
+    leaves an entry, and the cut bytes cannot change how the rest parses, so a key found
+    means a well-formed query."""
+    first = data[HEADER] if len(data) > HEADER else 0
+    if not 0 < first < 64:
+        return b""
+    return data[2 : HEADER + 1] + data[HEADER + 1 + first :]
+
+
 class Sibling(NamedTuple):
     """A reply that every name under one parent gets, but for the name itself, unless that
     name is in the zone: NXDOMAIN, a wildcard's answer, a referral, when the parent is where
@@ -109,14 +121,14 @@ class Sibling(NamedTuple):
         return cls(reply[question_end:], reply[2:HEADER], question_end, labels, pool,
                    generation, limit_name, zone, name[1:])
 
-    def reply_for(self, data: bytes, first: int, answers: Answers) -> bytes | None:
-        """The reply to `data`, whose first label is `first` bytes long, or None when this
-        entry does not hold for its name: the name is in the zone (or is a zone), or the
-        pool's health changed since."""
+    def reply_for(self, data: bytes, answers: Answers) -> bytes | None:
+        """The reply to `data` (whose `sibling_key` found this), or None when this entry does
+        not hold for its name: the name is in the zone (or is a zone), or the pool's health
+        changed since."""
         pool = self.pool
         if pool is not None and answers.pools.generation[pool] != self.generation:
             return None
-        name = (data[HEADER + 1 : HEADER + 1 + first].lower(), *self.parent)
+        name = (data[HEADER + 1 : HEADER + 1 + data[HEADER]].lower(), *self.parent)
         if not _absent(name, self.zone, answers):
             return None
         return data[:2] + self.head + data[HEADER : self.question_end] + self.tail

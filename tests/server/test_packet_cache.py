@@ -4,6 +4,7 @@ whose addresses they hold changes."""
 
 from __future__ import annotations
 
+import random
 import socket
 import time
 
@@ -269,3 +270,34 @@ def test_the_debug_label_is_never_answered_as_a_sibling(tmp_path) -> None:
                                                       "127.0.0.1"))
         assert [rr.to_text().split()[0] for rrset in reply.answer for rr in rrset] == [
             '"192.0.2.10', '"192.0.2.11']
+
+
+def test_mangled_queries_get_what_a_fresh_server_says_after_siblings_are_remembered(
+    tmp_path,
+) -> None:
+    """Sibling replies are found by bytes before anything is parsed: a query changed
+    anywhere (cut short, lengths broken, records added) must still get a cold handler's
+    reply, or none."""
+    path = tmp_path / "edgedns.yaml"
+    path.write_text(SIBLINGS)
+    cfg = config_mod.load(path)
+    warm = build_handler(cfg, PoolSet(cfg.pools))
+    bases = [wire_query(name, "A", 7, use_edns=0) for name in
+             ("ab.site.lan", "cd.site.lan", "xy.wild.site.lan", "zz.into.site.lan")]
+    for base in bases:
+        warm.respond(base, False, "127.0.0.1")
+    rng = random.Random(8)
+    for _ in range(3000):
+        mangled = bytearray(rng.choice(bases))
+        for _ in range(rng.randint(1, 3)):
+            action = rng.randrange(3) if len(mangled) > 3 else 2
+            if action == 0:
+                mangled[rng.randrange(2, len(mangled))] = rng.randrange(256)
+            elif action == 1:
+                del mangled[rng.randrange(2, len(mangled)):]
+            else:
+                mangled[12:12] = bytes((rng.randrange(1, 70),))
+        query = bytes(mangled)
+        cold = build_handler(cfg, PoolSet(cfg.pools))
+        assert warm.respond(query, False, "127.0.0.1") == cold.respond(
+            query, False, "127.0.0.1"), query.hex()
