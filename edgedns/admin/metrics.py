@@ -56,6 +56,7 @@ class QueryStats:
         return zone, qtype if qtype in KNOWN_TYPES else OTHER, rcode, tcp
 
     def count(self, zone: str, qtype: int, rcode: int, tcp: bool, seconds: float) -> None:
+        """`tally(labels(...))`, written out: it runs for every query no cache answers."""
         labels = zone, qtype if qtype in KNOWN_TYPES else OTHER, rcode, tcp
         queries = self.queries
         queries[labels] = queries.get(labels, 0) + 1
