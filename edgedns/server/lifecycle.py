@@ -72,9 +72,9 @@ _REGISTRY = "etcd-registry"
 SWITCH_INTERVAL = 0.0005
 """Seconds a thread may hold the GIL while another waits for it (CPython's default: 5 ms).
 While the worker thread builds a reload, the event loop thread waits this long for the GIL
-each time a query wakes it: at 5 ms, with first-use answers costing ~80 µs, a steady 5,000
-qps stream saw p99 latencies of 40-70 ms through a SIGHUP storm; the worker merely takes a
-little longer. Without a second thread busy nothing waits, and this costs nothing."""
+each time a query wakes it: at 5 ms, a steady 5,000 qps of first-use answers saw p99
+latencies of 40-70 ms through a SIGHUP storm (`bench/stall.py reload`); the worker merely
+takes a little longer. Without a second thread busy nothing waits, and this costs nothing."""
 _BIND_ATTEMPTS = 20
 """Tries at finding a port free on both UDP and TCP when the config asks for port 0."""
 
