@@ -80,6 +80,14 @@ def _one(family: type[CounterMetricFamily] | type[GaugeMetricFamily], name: str,
     return metric
 
 
+def _counts(name: str, help_text: str, label: str, **values: float) -> Metric:
+    """A counter family of one sample per value, labelled `label`=its keyword."""
+    metric = CounterMetricFamily(name, help_text, labels=(label,))
+    for key, value in values.items():
+        metric.add_metric((key,), value)
+    return metric
+
+
 class ServerCollector:
     """Reads a running `Server` into metric families when Prometheus scrapes."""
 
@@ -125,12 +133,8 @@ class ServerCollector:
                    "Idle TCP connections closed to make room for a new one", connections.evicted)
 
         hooks = server.hooks
-        notify = CounterMetricFamily("edgedns_notify_events", "Events for the notify hooks",
-                                     labels=("result",))
-        for result, value in (("sent", hooks.sent), ("failed", hooks.failed),
-                              ("dropped", hooks.dropped)):
-            notify.add_metric((result,), value)
-        yield notify
+        yield _counts("edgedns_notify_events", "Events for the notify hooks", "result",
+                      sent=hooks.sent, failed=hooks.failed, dropped=hooks.dropped)
 
         yield from self._pools()
         yield from self._forwarding()
@@ -236,12 +240,8 @@ class ServerCollector:
         yield priority
         yield transitions
         counters = vrrp.agent.counters
-        adverts = CounterMetricFamily("edgedns_vrrp_adverts", "VRRP adverts",
-                                      labels=("direction",))
-        for direction, value in (("sent", counters.sent), ("received", counters.received),
-                                 ("dropped", counters.dropped)):
-            adverts.add_metric((direction,), value)
-        yield adverts
+        yield _counts("edgedns_vrrp_adverts", "VRRP adverts", "direction", sent=counters.sent,
+                      received=counters.received, dropped=counters.dropped)
         yield _one(CounterMetricFamily, "edgedns_vrrp_announcements",
                    "Gratuitous ARPs and unsolicited neighbour advertisements sent",
                    counters.announcements)
